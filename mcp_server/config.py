@@ -1,0 +1,173 @@
+"""Settings in three layers: shipped defaults <- .claude/hybrid.yaml <- environment.
+
+Every value is validated by pydantic; a bad value is reported by its dotted name
+and the file it came from. The API key is kept apart as a SecretStr so that no
+repr, log line or error message can print it.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message names it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GlmSettings(_Strict):
+    base_url: str
+    request_timeout_s: float = Field(gt=0)
+    connect_timeout_s: float = Field(gt=0)
+    deadline_s: float = Field(gt=0)
+    max_retries: int = Field(ge=0, le=20)
+    backoff_base_s: float = Field(ge=0)
+    backoff_max_s: float = Field(ge=0)
+    max_concurrency_per_model: int = Field(ge=1, le=64)
+    max_output_tokens: int = Field(ge=1)
+    thinking: bool
+    temperature: float = Field(ge=0, le=2)
+
+
+class ModelRouting(_Strict):
+    write_tests: str = Field(min_length=1)
+    implement: str = Field(min_length=1)
+    write_docs: str = Field(min_length=1)
+    refactor: str = Field(min_length=1)
+
+
+class StorySettings(_Strict):
+    glob: str = Field(min_length=1)
+
+
+class ContextSettings(_Strict):
+    max_tokens: int = Field(ge=500)
+    chars_per_token: int = Field(ge=1, le=16)
+
+
+class TestSettings(_Strict):
+    timeout_s: float = Field(gt=0)
+    failure_tail_chars: int = Field(ge=200)
+
+
+class BudgetSettings(_Strict):
+    per_story_usd: float | None = Field(default=None, ge=0)
+    per_run_usd: float | None = Field(default=None, ge=0)
+
+
+class Settings(_Strict):
+    glm: GlmSettings
+    models: ModelRouting
+    stories: StorySettings
+    context: ContextSettings
+    tests: TestSettings
+    budget: BudgetSettings
+    # Optional price overrides, same shape as data/prices.yaml's `models`.
+    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Filled from the environment only, never from a file.
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    project_root: Path = Field(default=Path("."), exclude=True)
+
+
+# Environment variable -> dotted setting. The key variables are handled apart.
+ENV_SETTINGS = {
+    "HYBRID_GLM_BASE_URL": "glm.base_url",
+    "HYBRID_GLM_THINKING": "glm.thinking",
+    "HYBRID_GLM_DEADLINE_S": "glm.deadline_s",
+    "HYBRID_GLM_REQUEST_TIMEOUT_S": "glm.request_timeout_s",
+    "HYBRID_GLM_MAX_RETRIES": "glm.max_retries",
+    "HYBRID_GLM_BACKOFF_BASE_S": "glm.backoff_base_s",
+    "HYBRID_GLM_MAX_CONCURRENCY": "glm.max_concurrency_per_model",
+    "HYBRID_BUDGET_PER_STORY_USD": "budget.per_story_usd",
+    "HYBRID_BUDGET_PER_RUN_USD": "budget.per_run_usd",
+}
+# First non-empty wins. The plugin option arrives as HYBRID_GLM_API_KEY and an
+# unset option arrives as "", which must never shadow a key the user exported.
+API_KEY_VARIABLES = ("ZAI_API_KEY", "GLM_API_KEY", "HYBRID_GLM_API_KEY")
+
+PROJECT_CONFIG = Path(".claude") / "hybrid.yaml"
+
+
+def project_root(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    root = env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+    return Path(root).resolve()
+
+
+def load_data_yaml(name: str) -> dict[str, Any]:
+    text = resources.files("mcp_server.data").joinpath(name).read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def _read_project_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    return loaded
+
+
+def api_key_from(environ: dict[str, str]) -> str | None:
+    for name in API_KEY_VARIABLES:
+        value = (environ.get(name) or "").strip()
+        if value:
+            return value
+    return None
+
+
+def load_settings(root: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    root = (root or project_root(env)).resolve()
+    tree = load_data_yaml("defaults.yaml")
+    project_file = root / PROJECT_CONFIG
+    tree = _deep_merge(tree, _read_project_yaml(project_file))
+    for variable, dotted in ENV_SETTINGS.items():
+        value = env.get(variable, "").strip()
+        if value:
+            # YAML scalars so that "true", "3" and "null" mean what they say.
+            _set_dotted(tree, dotted, yaml.safe_load(value))
+    try:
+        settings = Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid configuration (defaults <- {project_file} <- environment): {problems}"
+        ) from None
+    key = api_key_from(env)
+    return settings.model_copy(
+        update={"api_key": SecretStr(key) if key else None, "project_root": root}
+    )

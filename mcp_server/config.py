@@ -55,6 +55,8 @@ class ContextSettings(_Strict):
 
 
 class TestSettings(_Strict):
+    __test__ = False  # a data class, not a pytest test
+
     timeout_s: float = Field(gt=0)
     failure_tail_chars: int = Field(ge=200)
 

@@ -1,0 +1,69 @@
+"""`hybrid`: the umbrella command. Subcommands come from the modules that own them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mcp_server import checkpoint_cli
+from mcp_server.config import ConfigError, load_settings, project_root
+from mcp_server.budget import spend
+from mcp_server.ledger import Ledger, ledger_path
+from mcp_server.pricing import PriceTable, TokenCounts
+
+
+def _usage(args: argparse.Namespace) -> int:
+    root = Path(args.project).resolve() if args.project else project_root()
+    path = ledger_path(root)
+    if not path.exists():
+        print(f"no usage recorded yet: {path} does not exist (run a GLM tool or /hybrid:pilot first)")
+        return 1
+    settings = load_settings(root)
+    ledger, prices = Ledger(path), PriceTable.load(settings.prices)
+    totals = ledger.totals_by_model(story=args.story)
+    print(f"{'provider':<10} {'model':<22} {'calls':>6} {'prompt':>10} {'cached':>10} {'output':>10} {'usd':>10}")
+    for row in totals:
+        tokens = dict(
+            prompt_tokens=row.prompt_tokens,
+            cached_tokens=row.cached_tokens,
+            cache_write_5m_tokens=row.cache_write_5m_tokens,
+            cache_write_1h_tokens=row.cache_write_1h_tokens,
+            completion_tokens=row.completion_tokens,
+        )
+        cost = prices.cost(row.model, TokenCounts(**tokens))
+        shown = "unpriced" if cost is None else f"{cost:.4f}"
+        print(
+            f"{row.provider:<10} {row.model:<22} {row.calls:>6} {row.prompt_tokens:>10} "
+            f"{row.cached_tokens:>10} {row.completion_tokens:>10} {shown:>10}"
+        )
+    total = spend(ledger, prices, story=args.story)
+    line = f"total: ${total.usd:.4f}"
+    if total.unpriced_models:
+        line += f" (unpriced, not included: {', '.join(total.unpriced_models)})"
+    print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hybrid", description="Hybrid Orchestrator: Claude + GLM story pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    checkpoint_cli.add_subcommands(sub)
+    usage = sub.add_parser("usage", help="token and cost totals from the usage ledger")
+    usage.add_argument("--story", help="only this story")
+    usage.add_argument("--project", help="project directory (default: CLAUDE_PROJECT_DIR or cwd)")
+    usage.set_defaults(func=_usage)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as error:
+        print(f"hybrid: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

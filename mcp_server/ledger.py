@@ -1,0 +1,175 @@
+"""The SQLite usage ledger: one row per model call, from the GLM tools and from the hooks.
+
+Standard library only: the hooks import this on every tool call.
+Token convention for every provider: ``prompt_tokens`` is all input, cache reads
+(``cached_tokens``) and cache writes included; ``completion_tokens`` includes reasoning.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+LEDGER_RELATIVE = Path(".claude") / "hybrid" / "usage.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    story TEXT,
+    phase TEXT,
+    tool TEXT,
+    agent_type TEXT,
+    agent_id TEXT,
+    session_id TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_5m_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+    latency_ms INTEGER,
+    status TEXT NOT NULL DEFAULT 'ok',
+    attempt INTEGER NOT NULL DEFAULT 1,
+    cost_usd REAL,
+    dedup_key TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS usage_story ON usage(story);
+CREATE INDEX IF NOT EXISTS usage_ts ON usage(ts);
+"""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class UsageRow:
+    provider: str  # "glm" or "anthropic"
+    model: str
+    story: str | None = None
+    phase: str | None = None
+    tool: str | None = None
+    agent_type: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    latency_ms: int | None = None
+    status: str = "ok"
+    attempt: int = 1
+    cost_usd: float | None = None  # None: unpriced (or not priced yet); never a silent 0
+    dedup_key: str | None = None
+    ts: str = ""
+
+
+_COLUMNS = [f.name for f in fields(UsageRow)]
+
+
+@dataclass(frozen=True)
+class ModelTotals:
+    provider: str
+    model: str
+    prompt_tokens: int
+    cached_tokens: int
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+    completion_tokens: int
+    calls: int
+
+
+def ledger_path(project_root: Path) -> Path:
+    return Path(project_root) / LEDGER_RELATIVE
+
+
+class Ledger:
+    """One connection per instance; safe to share across asyncio tasks of one thread."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def record(self, row: UsageRow) -> int:
+        values = asdict(row)
+        values["ts"] = values["ts"] or utc_now()
+        placeholders = ", ".join(f":{name}" for name in _COLUMNS)
+        cursor = self._connection().execute(
+            f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values
+        )
+        return int(cursor.lastrowid)
+
+    def record_message(self, row: UsageRow) -> None:
+        """Insert a row keyed by ``dedup_key``; a later copy replaces it only if larger.
+
+        Claude Code writes one API message as several transcript lines, and in
+        streamed sessions the output count can grow between copies.
+        """
+        if not row.dedup_key:
+            raise ValueError("record_message needs a dedup_key")
+        values = asdict(row)
+        values["ts"] = values["ts"] or utc_now()
+        placeholders = ", ".join(f":{name}" for name in _COLUMNS)
+        updates = ", ".join(
+            f"{name} = excluded.{name}" for name in _COLUMNS if name not in ("dedup_key", "ts")
+        )
+        self._connection().execute(
+            f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
+            f"ON CONFLICT(dedup_key) DO UPDATE SET {updates} "
+            "WHERE excluded.completion_tokens + excluded.prompt_tokens"
+            " > usage.completion_tokens + usage.prompt_tokens",
+            values,
+        )
+
+    def totals_by_model(
+        self, *, story: str | None = None, since: str | None = None
+    ) -> list[ModelTotals]:
+        clauses, params = [], []
+        if story is not None:
+            clauses.append("story = ?")
+            params.append(story)
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._connection().execute(
+            "SELECT provider, model, SUM(prompt_tokens), SUM(cached_tokens),"
+            " SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(completion_tokens),"
+            f" COUNT(*) FROM usage {where} GROUP BY provider, model ORDER BY provider, model",
+            params,
+        ).fetchall()
+        return [ModelTotals(*row) for row in rows]
+
+    def rows(self, *, story: str | None = None) -> list[UsageRow]:
+        where, params = ("WHERE story = ?", [story]) if story is not None else ("", [])
+        cursor = self._connection().execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM usage {where} ORDER BY id", params
+        )
+        return [UsageRow(**dict(zip(_COLUMNS, row))) for row in cursor.fetchall()]
+
+
+def monotonic_ms(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)

@@ -1,0 +1,162 @@
+"""The MCP server `glm`: tool signatures only. Each tool is a thin wrapper over a module below.
+
+Claude sees these tools as mcp__plugin_hybrid_glm__<name>. Their names and arguments
+are a contract with the agents; tests/test_tool_surface.py keeps them from drifting.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, AsyncIterator
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent
+
+from mcp_server import checkpoint_tools
+from mcp_server.config import ConfigError, GlmSettings, Settings, load_settings
+from mcp_server.delegation.errors import DelegationError
+from mcp_server.delegation.glm import GlmClient
+from mcp_server.delegation.run import DelegationRequest, Services, delegate
+from mcp_server.delegation.summary import DelegationResult, as_text
+from mcp_server.ledger import Ledger, ledger_path, utc_now
+from mcp_server.pricing import PriceTable, PriceTableError
+
+log = logging.getLogger("hybrid.server")
+
+INSTRUCTIONS = (
+    "Delegates bulk writing to GLM. write_tests, implement, refactor and write_docs write files "
+    "straight into the project and return a short summary; pass paths in context_files, never "
+    "file contents. checkpoint_* tools read and update .claude/checkpoints/<story>.yaml."
+)
+
+
+@dataclass
+class Runtime:
+    """Lives as long as the server: one HTTP client, one ledger connection."""
+
+    run_started_at: str = field(default_factory=utc_now)
+    _glm: GlmClient | None = None
+    _glm_identity: tuple[GlmSettings, str | None] | None = None
+    _ledgers: dict[str, Ledger] = field(default_factory=dict)
+
+    def services(self, settings: Settings) -> Services:
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        # Reuse the pooled client unless the endpoint settings or key changed underneath.
+        if self._glm is None or self._glm_identity != (settings.glm, key):
+            self._glm = GlmClient(settings.glm, key)
+            self._glm_identity = (settings.glm, key)
+        path = ledger_path(settings.project_root)
+        ledger = self._ledgers.setdefault(str(path), Ledger(path))
+        try:
+            prices = PriceTable.load(settings.prices)
+        except PriceTableError as error:
+            raise ConfigError(f"prices: {error}") from None
+        return Services(settings, self._glm, ledger, prices, self.run_started_at)
+
+    async def close(self) -> None:
+        if self._glm is not None:
+            await self._glm.aclose()
+        for ledger in self._ledgers.values():
+            ledger.close()
+
+
+@asynccontextmanager
+async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
+    runtime = Runtime()
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+app = MCPServer("glm", instructions=INSTRUCTIONS, lifespan=lifespan)
+checkpoint_tools.register(app)
+
+ToolResult = Annotated[CallToolResult, DelegationResult]
+
+
+async def _delegate(ctx: Context, request: DelegationRequest) -> CallToolResult:
+    runtime: Runtime = ctx.request_context.lifespan_context
+
+    async def progress(step: float, total: float | None, message: str) -> None:
+        await ctx.report_progress(step, total, message)
+
+    try:
+        services = runtime.services(load_settings())
+        result = await delegate(services, request, progress)
+    except (DelegationError, ConfigError) as error:
+        raise ToolError(str(error)) from None
+    except Exception as error:  # a bug: say so briefly, keep the traceback in the log
+        log.exception("%s failed unexpectedly", request.tool)
+        raise ToolError(f"internal error in {request.tool}: {type(error).__name__} (details in the server log)") from None
+    return CallToolResult(
+        content=[TextContent(type="text", text=as_text(result))],
+        structured_content=result.model_dump(mode="json"),
+    )
+
+
+@app.tool()
+async def write_tests(
+    story: str, instructions: str, ctx: Context, context_files: list[str] = [], test_dir: str | None = None
+) -> ToolResult:
+    """P2: GLM writes the story's tests into the project. Returns a short summary, not the code."""
+    return await _delegate(
+        ctx, DelegationRequest("write_tests", story, instructions, list(context_files), write_under=test_dir)
+    )
+
+
+@app.tool()
+async def implement(
+    story: str,
+    instructions: str,
+    ctx: Context,
+    context_files: list[str] = [],
+    test_command: str | None = None,
+    max_fix_rounds: int = 2,
+) -> ToolResult:
+    """P3: GLM implements the story in the project; with test_command, runs it and lets GLM fix failures."""
+    return await _delegate(
+        ctx,
+        DelegationRequest(
+            "implement", story, instructions, list(context_files), test_command=test_command, max_fix_rounds=max_fix_rounds
+        ),
+    )
+
+
+@app.tool()
+async def refactor(
+    story: str,
+    instructions: str,
+    ctx: Context,
+    context_files: list[str] = [],
+    test_command: str | None = None,
+    max_fix_rounds: int = 2,
+) -> ToolResult:
+    """P4: GLM refactors per the review's points, keeping tests green (same loop as implement)."""
+    return await _delegate(
+        ctx,
+        DelegationRequest(
+            "refactor", story, instructions, list(context_files), test_command=test_command, max_fix_rounds=max_fix_rounds
+        ),
+    )
+
+
+@app.tool()
+async def write_docs(
+    story: str, instructions: str, ctx: Context, context_files: list[str] = [], docs_dir: str = "docs"
+) -> ToolResult:
+    """P7: GLM writes the story's documentation under docs_dir. Returns a short summary."""
+    return await _delegate(
+        ctx, DelegationRequest("write_docs", story, instructions, list(context_files), write_under=docs_dir)
+    )
+
+
+def main() -> None:
+    app.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""The GLM tools through the real server process, over stdio, against a fake GLM on loopback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mcp_server.delegation.protocol import FileEdit, FileWrite, render_reply
+from tests.fakes.fake_glm import FakeGlm
+from tests.support import TEST_KEY, make_project, mcp_client, tree_snapshot
+
+pytestmark = pytest.mark.anyio
+
+IMPL_OK = 'ROLES = ("admin", "member")\n\n\ndef assign(user, role):\n    if role not in ROLES:\n        raise ValueError(role)\n    user["role"] = role\n    return user\n'
+TEST_FILE = (
+    "import pytest\nfrom app.roles import assign\n\n\n"
+    "def test_ac1_assign():\n    assert assign({}, 'admin')['role'] == 'admin'\n\n\n"
+    "def test_ac2_unknown():\n    with pytest.raises(ValueError):\n        assign({}, 'root')\n"
+)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def project(tmp_path):
+    return make_project(tmp_path / "proj")
+
+
+@pytest.fixture
+def fake():
+    with FakeGlm() as server:
+        yield server
+
+
+def ledger_rows(project):
+    db = project / ".claude" / "hybrid" / "usage.db"
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM usage ORDER BY id")]
+
+
+async def test_tool_surface_is_stable(project, fake):
+    async with mcp_client(project, fake.base_url) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    for name in ("write_tests", "implement", "write_docs", "refactor"):
+        assert tools[name].output_schema is not None
+    assert set(tools["write_tests"].input_schema["properties"]) == {"story", "instructions", "context_files", "test_dir"}
+    assert set(tools["implement"].input_schema["properties"]) == {
+        "story", "instructions", "context_files", "test_command", "max_fix_rounds"
+    }
+    assert tools["implement"].input_schema["properties"]["max_fix_rounds"]["default"] == 2
+    assert set(tools["write_docs"].input_schema["properties"]) == {"story", "instructions", "context_files", "docs_dir"}
+    assert tools["write_docs"].input_schema["properties"]["docs_dir"]["default"] == "docs"
+
+
+async def test_write_tests_writes_real_files_and_a_ledger_row(project, fake):
+    fake.reply(render_reply([FileWrite("tests/test_roles.py", TEST_FILE)]), prompt_tokens=1200, completion_tokens=300, cached_tokens=200)
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool(
+            "write_tests", {"story": "01.2", "instructions": "cover every AC", "context_files": ["app/roles.py"], "test_dir": "tests"}
+        )
+    assert not result.is_error, result.content[0].text
+    data = result.structured_content
+    assert data["files"] == [{"path": "tests/test_roles.py", "lines": 10, "created": True}]
+    assert data["model"] == "glm-4.7" and data["phase"] == "P2"
+    assert (project / "tests" / "test_roles.py").read_text() == TEST_FILE
+    # The prompt carried the story and the context file, read on the server side.
+    body = fake.requests[0].body
+    prompt = json.dumps(body["messages"])
+    assert "User Roles" in prompt and 'ROLES = (\\"admin\\"' in prompt
+    assert fake.requests[0].headers["authorization"] == f"Bearer {TEST_KEY}"
+    [row] = ledger_rows(project)
+    assert (row["provider"], row["model"], row["story"], row["phase"], row["tool"]) == ("glm", "glm-4.7", "01.2", "P2", "write_tests")
+    assert (row["prompt_tokens"], row["completion_tokens"], row["cached_tokens"]) == (1200, 300, 200)
+    # glm-4.7: $0.60 in, $0.11 cached, $2.20 out per million
+    assert row["cost_usd"] == pytest.approx((1000 * 0.60 + 200 * 0.11 + 300 * 2.20) / 1e6)
+    assert data["cost_usd"] == pytest.approx(row["cost_usd"])
+
+
+async def test_implement_fix_loop_repairs_a_failing_test(project, fake):
+    (project / "tests").mkdir()
+    (project / "tests" / "test_roles.py").write_text(TEST_FILE)
+    broken = IMPL_OK.replace("raise ValueError(role)", "pass")
+    fake.reply(render_reply([FileWrite("app/roles.py", broken)]))
+    fake.reply(render_reply([FileEdit("app/roles.py", "        pass\n", "        raise ValueError(role)\n")]))
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool(
+            "implement",
+            {"story": "01.2", "instructions": "implement assign", "test_command": "python -m pytest -q tests", "max_fix_rounds": 2},
+        )
+    assert not result.is_error, result.content[0].text
+    tests = result.structured_content["tests"]
+    assert tests["passed"] is True and tests["fix_rounds"] == 1
+    assert result.structured_content["attempts"] == 2
+    assert (project / "app" / "roles.py").read_text() == IMPL_OK
+    # The repair request carried the failure output back to GLM.
+    assert "failed" in json.dumps(fake.requests[1].body["messages"][-1]).lower()
+    assert [r["phase"] for r in ledger_rows(project)] == ["P3", "P3"]
+
+
+async def test_implement_reports_failure_after_last_fix_round(project, fake):
+    (project / "tests").mkdir()
+    (project / "tests" / "test_roles.py").write_text(TEST_FILE)
+    broken = render_reply([FileWrite("app/roles.py", "def assign(user, role):\n    return user\n")])
+    fake.responder = lambda request: __import__("tests.fakes.fake_glm", fromlist=["Reply"]).Reply(broken)
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool(
+            "implement", {"story": "01.2", "instructions": "x", "test_command": "python -m pytest -q tests", "max_fix_rounds": 1}
+        )
+    tests = result.structured_content["tests"]
+    assert tests["passed"] is False and tests["fix_rounds"] == 1 and tests["failure_tail"]
+    assert len(fake.requests) == 2
+
+
+async def test_write_docs_stays_under_docs_dir(project, fake):
+    doc = "# Roles\n\n```python\nassign(user, 'admin')\n```\n"
+    fake.reply(render_reply([FileWrite("docs/roles.md", doc)]), model="glm-4.5-air")
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool("write_docs", {"story": "01.2", "instructions": "document roles"})
+    assert not result.is_error, result.content[0].text
+    assert (project / "docs" / "roles.md").read_text() == doc
+    assert fake.requests[0].body["model"] == "glm-4.5-air"
+
+
+async def test_unusable_reply_gets_one_repair_then_errors_without_writing(project, fake):
+    before = tree_snapshot(project)
+    fake.reply("Sure! Here is the code: def assign(): pass")
+    fake.reply("Still no files, sorry.")
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
+    assert result.is_error
+    assert "no usable files" in result.content[0].text
+    assert len(fake.requests) == 2
+    assert tree_snapshot(project) == before
+
+
+async def test_one_bad_path_means_no_file_is_written(project, fake):
+    before = tree_snapshot(project)
+    fake.reply(render_reply([FileWrite("app/ok.py", "x = 1\n"), FileWrite("../escape.py", "x = 2\n")]))
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
+    assert result.is_error and "../escape.py" in result.content[0].text
+    assert tree_snapshot(project) == before
+    assert not (project.parent / "escape.py").exists()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    bad=st.sampled_from(["../x.py", "/etc/passwd", "a/../../x.py", ".git/config", ".claude/settings.json", "~/../../x"])
+    | st.builds(lambda n: "../" * n + "pwn.py", st.integers(1, 4))
+)
+def test_traversal_replies_never_write(tmp_path_factory, bad):
+    project = make_project(tmp_path_factory.mktemp("p") / "proj")
+    outside_before = sorted(p.name for p in project.parent.iterdir())
+    before = tree_snapshot(project)
+
+    async def scenario():
+        with FakeGlm() as fake:
+            fake.reply(render_reply([FileWrite("app/fine.py", "ok = 1\n"), FileWrite(bad, "owned = 1\n")]))
+            async with mcp_client(project, fake.base_url) as client:
+                return await client.call_tool("write_tests", {"story": "01.2", "instructions": "x"})
+
+    result = anyio.run(scenario)
+    assert result.is_error
+    assert tree_snapshot(project) == before
+    assert sorted(p.name for p in project.parent.iterdir()) == outside_before
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        ({"story": "../01.2", "instructions": "x"}, "story"),
+        ({"story": "01.2/x", "instructions": "x"}, "story"),
+        ({"story": "01.2", "instructions": "x", "context_files": ["../../etc/passwd"]}, "../../etc/passwd"),
+        ({"story": "01.2", "instructions": "x", "context_files": ["/etc/passwd"]}, "/etc/passwd"),
+        ({"story": "09.9", "instructions": "x"}, "no story file"),
+        ({"story": "01.2", "instructions": "   "}, "instructions"),
+    ],
+)
+async def test_bad_input_is_refused_before_any_request(project, fake, arguments, expected):
+    before = tree_snapshot(project)
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool("implement", arguments)
+    assert result.is_error and expected in result.content[0].text
+    assert "Traceback" not in result.content[0].text
+    assert fake.requests == [] and tree_snapshot(project) == before
+
+
+async def test_missing_key_says_how_to_set_it(project, fake):
+    async with mcp_client(project, fake.base_url, ZAI_API_KEY="", GLM_API_KEY="", HYBRID_GLM_API_KEY="") as client:
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
+    text = result.content[0].text
+    assert result.is_error and "ZAI_API_KEY" in text and "glm_api_key" in text
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "status, code, expected",
+    [(401, "1000", "key"), (429, "1113", "base"), (400, "1211", "glm-4.7")],
+)
+async def test_api_refusals_are_clear_not_retried_and_write_nothing(project, fake, status, code, expected):
+    before = tree_snapshot(project)
+    fake.error(status, code=code, message="refused by fake")
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
+    text = result.content[0].text
+    assert result.is_error and expected in text.lower() and TEST_KEY not in text
+    assert len(fake.requests) == 1 and tree_snapshot(project) == before
+
+
+async def test_429_storm_and_refused_connection_end_within_the_deadline(project, fake):
+    fake.responder = lambda request: __import__("tests.fakes.fake_glm", fromlist=["ErrorReply"]).ErrorReply(
+        429, code="1302", message="High concurrency"
+    )
+    async with mcp_client(project, fake.base_url, HYBRID_GLM_DEADLINE_S="2") as client:
+        started = time.monotonic()
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
+        elapsed = time.monotonic() - started
+    assert result.is_error and "1302" in result.content[0].text
+    assert len(fake.requests) > 1
+    assert elapsed < 10  # the 2 s deadline, with a wide margin for a slow machine
+
+    closed_port_url = "http://127.0.0.1:9/api/paas/v4"
+    async with mcp_client(project, closed_port_url, HYBRID_GLM_DEADLINE_S="2") as client:
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
+    assert result.is_error and TEST_KEY not in result.content[0].text
+
+
+async def test_four_calls_overlap_on_the_glm_server(project, fake):
+    fake.default_delay_s = 0.8
+    reply = render_reply([FileWrite("app/part.py", "x = 1\n")])
+    fake.responder = lambda request: __import__("tests.fakes.fake_glm", fromlist=["Reply"]).Reply(reply)
+    async with mcp_client(project, fake.base_url) as client:
+        async with anyio.create_task_group() as group:
+            for index in range(4):
+                group.start_soon(client.call_tool, "implement", {"story": "01.2", "instructions": f"part {index}"})
+    spans = [(r.started, r.finished) for r in fake.requests]
+    assert len(spans) == 4
+    # All four requests were in flight at one moment: the latest start precedes the earliest end.
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
+
+
+async def test_budget_cap_refuses_before_sending(project, fake):
+    (project / ".claude").mkdir()
+    (project / ".claude" / "hybrid.yaml").write_text("budget:\n  per_story_usd: 0.001\n")
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
+    text = result.content[0].text
+    assert result.is_error and "budget.per_story_usd" in text and "$0.00" in text
+    assert fake.requests == []
+
+
+async def test_result_stays_small_for_a_large_generation(project, fake):
+    files = [FileWrite(f"app/generated/module_{i:03d}.py", "value = 1\n" * 400) for i in range(60)]
+    fake.reply(render_reply(files))
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
+    assert not result.is_error
+    size = len(json.dumps(result.structured_content)) + sum(len(c.text) for c in result.content)
+    assert size <= 1500
+    assert len(result.structured_content["files"]) + result.structured_content["files_omitted"] == 60
+    assert len(list((project / "app" / "generated").iterdir())) == 60
+
+
+async def test_progress_notifications_reach_a_client_that_asks(project, fake):
+    fake.reply(render_reply([FileWrite("app/x.py", "x = 1\n")]))
+    messages = []
+
+    async def on_progress(progress, total, message):
+        messages.append(message)
+
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"}, progress_callback=on_progress)
+    assert not result.is_error
+    assert any("glm-4.7" in (m or "") for m in messages)

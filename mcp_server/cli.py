@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from mcp_server import checkpoint_cli
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.budget import spend
 from mcp_server.ledger import Ledger, ledger_path
@@ -48,7 +47,6 @@ def _usage(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybrid", description="Hybrid Orchestrator: Claude + GLM story pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
-    checkpoint_cli.add_subcommands(sub)
     usage = sub.add_parser("usage", help="token and cost totals from the usage ledger")
     usage.add_argument("--story", help="only this story")
     usage.add_argument("--project", help="project directory (default: CLAUDE_PROJECT_DIR or cwd)")

@@ -15,8 +15,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from mcp_server.errors import HybridError
 
-class ConfigError(Exception):
+
+class ConfigError(HybridError):
     """A configuration value is missing or wrong; the message names it."""
 
 
@@ -34,8 +36,8 @@ class GlmSettings(_Strict):
     backoff_max_s: float = Field(ge=0)
     max_concurrency_per_model: int = Field(ge=1, le=64)
     max_output_tokens: int = Field(ge=1)
-    thinking: bool
-    temperature: float = Field(ge=0, le=2)
+    thinking: bool | None  # None: send no `thinking` field (for endpoints that do not know it)
+    temperature: float = Field(ge=0, le=1)  # Z.ai accepts [0, 1]
 
 
 class ModelRouting(_Strict):
@@ -92,6 +94,10 @@ ENV_SETTINGS = {
     "HYBRID_BUDGET_PER_STORY_USD": "budget.per_story_usd",
     "HYBRID_BUDGET_PER_RUN_USD": "budget.per_run_usd",
 }
+# Plugin options (userConfig, passed by .mcp.json) sit between the shipped defaults and the
+# project file: an option always arrives, filled with its default, so it must not override
+# what a project's .claude/hybrid.yaml says.
+PLUGIN_OPTION_SETTINGS = {"HYBRID_OPTION_GLM_BASE_URL": "glm.base_url"}
 # First non-empty wins. The plugin option arrives as HYBRID_GLM_API_KEY and an
 # unset option arrives as "", which must never shadow a key the user exported.
 API_KEY_VARIABLES = ("ZAI_API_KEY", "GLM_API_KEY", "HYBRID_GLM_API_KEY")
@@ -149,17 +155,26 @@ def api_key_from(environ: dict[str, str]) -> str | None:
     return None
 
 
+def _apply_environment(tree: dict[str, Any], env: dict[str, str], mapping: dict[str, str]) -> None:
+    for variable, dotted in mapping.items():
+        value = env.get(variable, "").strip()
+        if value:  # an unset plugin option arrives as "": it means "not set"
+            # YAML scalars so that "true", "3" and "null" mean what they say.
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                parsed = value
+            _set_dotted(tree, dotted, parsed)
+
+
 def load_settings(root: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     root = (root or project_root(env)).resolve()
     tree = load_data_yaml("defaults.yaml")
+    _apply_environment(tree, env, PLUGIN_OPTION_SETTINGS)
     project_file = root / PROJECT_CONFIG
     tree = _deep_merge(tree, _read_project_yaml(project_file))
-    for variable, dotted in ENV_SETTINGS.items():
-        value = env.get(variable, "").strip()
-        if value:
-            # YAML scalars so that "true", "3" and "null" mean what they say.
-            _set_dotted(tree, dotted, yaml.safe_load(value))
+    _apply_environment(tree, env, ENV_SETTINGS)
     try:
         settings = Settings.model_validate(tree)
     except ValidationError as exc:

@@ -15,9 +15,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
 
-from mcp_server import checkpoint_tools
 from mcp_server.config import ConfigError, GlmSettings, Settings, load_settings
-from mcp_server.delegation.errors import DelegationError
+from mcp_server.errors import HybridError
 from mcp_server.delegation.glm import GlmClient
 from mcp_server.delegation.run import DelegationRequest, Services, delegate
 from mcp_server.delegation.summary import DelegationResult, as_text
@@ -73,7 +72,6 @@ async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
 
 
 app = MCPServer("glm", instructions=INSTRUCTIONS, lifespan=lifespan)
-checkpoint_tools.register(app)
 
 ToolResult = Annotated[CallToolResult, DelegationResult]
 
@@ -87,7 +85,7 @@ async def _delegate(ctx: Context, request: DelegationRequest) -> CallToolResult:
     try:
         services = runtime.services(load_settings())
         result = await delegate(services, request, progress)
-    except (DelegationError, ConfigError) as error:
+    except HybridError as error:
         raise ToolError(str(error)) from None
     except Exception as error:  # a bug: say so briefly, keep the traceback in the log
         log.exception("%s failed unexpectedly", request.tool)
@@ -155,6 +153,8 @@ async def write_docs(
 
 
 def main() -> None:
+    # stdout is the MCP channel; the SDK logs to stderr. httpx's per-request INFO lines are noise there.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app.run()
 
 

@@ -69,7 +69,7 @@ async def test_write_tests_writes_real_files_and_a_ledger_row(project, fake):
         )
     assert not result.is_error, result.content[0].text
     data = result.structured_content
-    assert data["files"] == [{"path": "tests/test_roles.py", "lines": 10, "created": True}]
+    assert data["files"] == [{"path": "tests/test_roles.py", "lines": 11, "created": True}]
     assert data["model"] == "glm-4.7" and data["phase"] == "P2"
     assert (project / "tests" / "test_roles.py").read_text() == TEST_FILE
     # The prompt carried the story and the context file, read on the server side.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Awaitable, Callable
 
 from mcp_server.budget import check_budget
@@ -18,10 +17,11 @@ from mcp_server.delegation import prompts
 from mcp_server.delegation.context import gather_context
 from mcp_server.delegation.errors import DelegationError
 from mcp_server.delegation.glm import Completion, GlmClient, GlmError
-from mcp_server.delegation.protocol import Operation, ReplyFormatError, output_contract, parse_reply, repair_request
+from mcp_server.delegation.changes import resolve
+from mcp_server.delegation.protocol import ReplyFormatError, output_contract, parse_reply, repair_request
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, compact
 from mcp_server.delegation.testrun import TestOutcome, run_test_command
-from mcp_server.delegation.writes import PathRejected, WrittenFile, apply_operations, confine
+from mcp_server.delegation.writes import WrittenFile, confine, write_all
 from mcp_server.ledger import Ledger, UsageRow
 from mcp_server.pricing import PriceTable, TokenCounts
 from mcp_server.stories import check_story_id
@@ -88,11 +88,6 @@ def _estimate_usd(prices: PriceTable, model: str, messages: list[dict[str, str]]
     return prices.cost(model, tokens)
 
 
-def _outside(ops: list[Operation], write_under: str) -> list[str]:
-    base = PurePosixPath(write_under.strip("/"))
-    return [op.path for op in ops if base not in PurePosixPath(op.path.strip()).parents]
-
-
 class Delegation:
     def __init__(self, services: Services, request: DelegationRequest, progress: ProgressFn | None):
         self.services = services
@@ -115,7 +110,7 @@ class Delegation:
         except GlmError as error:
             self._record(None, status=f"error:{error.code or error.http_status or 'network'}", attempts=error.attempts)
             raise
-        self._record(completion, status="ok", attempts=completion.attempts)
+        self._record(completion, status="ok" if completion.usage.reported else "ok:no-usage", attempts=completion.attempts)
         self.messages.append({"role": "assistant", "content": completion.text})
         return completion
 
@@ -158,29 +153,35 @@ class Delegation:
         tally.reasoning_tokens += usage.reasoning_tokens
         tally.cost_usd = None if cost is None or tally.cost_usd is None else tally.cost_usd + cost
 
-    async def _operations(self) -> list[Operation]:
-        """A GLM reply parsed into operations, with one repair round for a bad format."""
-        completion = await self._call()
+    def _changes(self, completion: Completion) -> dict[str, bytes | None]:
         try:
             ops = parse_reply(completion.text)
+        except ReplyFormatError as error:
+            if completion.finish_reason == "length":
+                raise ReplyFormatError(
+                    f"the reply was cut off at max_tokens ({self.settings.glm.max_output_tokens}); {error}"
+                ) from None
+            raise
+        return resolve(self.settings.project_root, ops, write_under=self.request.write_under)
+
+    async def _next_changes(self) -> dict[str, bytes | None]:
+        """GLM's next reply as file changes, with one repair round for an unusable reply.
+
+        A path outside the project is not a format problem: it ends the call at once.
+        """
+        completion = await self._call()
+        try:
+            return self._changes(completion)
         except ReplyFormatError as first:
-            await self._say(f"reply had no usable files ({first}); asking GLM once more")
+            await self._say(f"reply unusable ({first}); asking GLM once more")
             self.messages.append({"role": "user", "content": repair_request(first)})
             completion = await self._call()
             try:
-                ops = parse_reply(completion.text)
+                return self._changes(completion)
             except ReplyFormatError as second:
                 raise DelegationError(
                     f"GLM's reply had no usable files, twice ({second}); nothing was written"
                 ) from None
-        if self.request.write_under:
-            stray = _outside(ops, self.request.write_under)
-            if stray:
-                raise PathRejected(
-                    f"{self.request.tool} may write only under {self.request.write_under}/, "
-                    f"but GLM's reply wrote {', '.join(stray[:5])}; nothing was written"
-                )
-        return ops
 
     def _check_budget(self) -> None:
         budget = self.settings.budget
@@ -228,9 +229,8 @@ class Delegation:
         ]
         self._check_budget()
         await self._say(f"asking {self.model} ({request.tool}, story {request.story})")
-        ops = await self._operations()
         written: dict[str, WrittenFile] = {}
-        for item in apply_operations(settings.project_root, ops):
+        for item in write_all(settings.project_root, await self._next_changes()):
             written[item.path] = item
         await self._say(f"wrote {len(written)} file(s)")
 
@@ -245,8 +245,7 @@ class Delegation:
                 )
                 try:
                     self._check_budget()
-                    ops = await self._operations()
-                    fixed = apply_operations(settings.project_root, ops)
+                    fixed = write_all(settings.project_root, await self._next_changes())
                 except DelegationError as error:
                     # Earlier rounds' files are on disk and stay; say why fixing stopped.
                     note = f"fix round {rounds} stopped: {error}"

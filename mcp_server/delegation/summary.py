@@ -6,6 +6,8 @@ the structured JSON and the one-paragraph text together.
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel
 
 RESULT_LIMIT = 1500
@@ -74,7 +76,8 @@ def as_text(result: DelegationResult) -> str:
 
 
 def rendered_size(result: DelegationResult) -> int:
-    return len(result.model_dump_json()) + len(as_text(result))
+    # Measured as a client prints it (json.dumps with its default spaces), the larger form.
+    return len(json.dumps(result.model_dump(mode="json"))) + len(as_text(result))
 
 
 def compact(result: DelegationResult) -> DelegationResult:

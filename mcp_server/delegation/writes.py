@@ -1,0 +1,177 @@
+"""Path-confined, all-or-nothing file writes.
+
+Every path is checked before anything touches the disk: relative, inside the project
+after symlinks are resolved, never under ``.git/``, and (for writes) never under
+``.claude/``, which holds the product's own state. One call's files are staged as
+temp files next to their targets, then renamed into place; if any step fails, the
+files already renamed are put back as they were, so the project sees all or none.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal, Mapping
+
+from mcp_server.delegation.errors import DelegationError
+
+Purpose = Literal["read", "write"]
+NEVER_TOUCHED = ".git"
+PRODUCT_STATE = ".claude"  # checkpoints and the ledger: written by the product, never by GLM
+
+
+class PathRejected(DelegationError):
+    """A path points outside the project or into a protected folder; nothing was written."""
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: str  # relative to the project, POSIX separators
+    lines: int
+    bytes: int
+    created: bool
+
+
+def _refuse(relative: str, why: str) -> PathRejected:
+    return PathRejected(f"path {relative!r} refused: {why}")
+
+
+def _check_parts(relative: str, parts: tuple[str, ...], purpose: Purpose) -> None:
+    if NEVER_TOUCHED in parts:
+        raise _refuse(relative, "nothing is read or written under .git/")
+    if purpose == "write" and parts and parts[0] == PRODUCT_STATE:
+        raise _refuse(relative, ".claude/ holds the product's own state and is not written by GLM")
+
+
+def confine(root: Path, relative: str, *, purpose: Purpose) -> Path:
+    """The absolute path for ``relative`` inside ``root``, or PathRejected saying why not."""
+    if not isinstance(relative, str) or not relative.strip():
+        raise _refuse(str(relative), "empty path")
+    if "\x00" in relative or "\\" in relative:
+        raise _refuse(relative, "NUL or backslash in the path")
+    if relative.startswith(("/", "~")) or (len(relative) > 1 and relative[1] == ":"):
+        raise _refuse(relative, "absolute paths are not allowed; give a path relative to the project root")
+    pure = PurePosixPath(relative)
+    if ".." in pure.parts:
+        raise _refuse(relative, "'..' would leave the project")
+    _check_parts(relative, pure.parts, purpose)
+    root = Path(root).resolve()
+    resolved = (root / pure).resolve()  # follows symlinks that already exist
+    if resolved != root and root not in resolved.parents:
+        raise _refuse(relative, "it resolves (through a symlink) to a place outside the project")
+    if resolved == root:
+        raise _refuse(relative, "it names the project root itself")
+    _check_parts(relative, resolved.relative_to(root).parts, purpose)
+    return resolved
+
+
+def count_lines(data: bytes) -> int:
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+@dataclass
+class _Staged:
+    relative: str
+    target: Path
+    content: bytes | None  # None: delete
+    original: bytes | None  # None: the file did not exist
+    original_mode: int | None
+    temp: Path | None = None
+    committed: bool = False
+
+
+def _make_parents(target: Path, root: Path, made: list[Path]) -> None:
+    missing = []
+    parent = target.parent
+    while parent != root and not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir()
+        made.append(directory)
+
+
+def _stage(item: _Staged) -> None:
+    fd, name = tempfile.mkstemp(prefix=f".{item.target.name}.", suffix=".hybrid-tmp", dir=item.target.parent)
+    item.temp = Path(name)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(item.content or b"")
+        handle.flush()
+        os.fsync(handle.fileno())
+    if item.original_mode is not None:
+        os.chmod(item.temp, item.original_mode)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(item.temp, 0o666 & ~umask)
+
+
+def _restore(item: _Staged) -> None:
+    if item.original is None:
+        item.target.unlink(missing_ok=True)
+        return
+    fd, name = tempfile.mkstemp(prefix=f".{item.target.name}.", suffix=".hybrid-undo", dir=item.target.parent)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(item.original)
+    if item.original_mode is not None:
+        os.chmod(name, item.original_mode)
+    os.replace(name, item.target)
+
+
+def write_all(root: Path, changes: Mapping[str, bytes | None]) -> list[WrittenFile]:
+    """Write (or delete, for ``None``) every file in ``changes``, all or none."""
+    root = Path(root).resolve()
+    staged: list[_Staged] = []
+    for relative, content in changes.items():
+        target = confine(root, relative, purpose="write")
+        if target.is_dir():
+            raise _refuse(relative, "it is a directory")
+        exists = target.is_file()
+        if content is None and not exists:
+            raise _refuse(relative, "cannot delete a file that does not exist")
+        staged.append(
+            _Staged(
+                relative=target.relative_to(root).as_posix(),
+                target=target,
+                content=content,
+                original=target.read_bytes() if exists else None,
+                original_mode=target.stat().st_mode & 0o7777 if exists else None,
+            )
+        )
+    made_dirs: list[Path] = []
+    try:
+        for item in staged:
+            if item.content is not None:
+                _make_parents(item.target, root, made_dirs)
+                _stage(item)
+        for item in staged:
+            if item.content is None:
+                item.target.unlink()
+            else:
+                os.replace(item.temp, item.target)
+                item.temp = None
+            item.committed = True
+    except BaseException:
+        for item in reversed(staged):
+            if item.committed:
+                _restore(item)
+        for item in staged:
+            if item.temp is not None:
+                item.temp.unlink(missing_ok=True)
+        for directory in reversed(made_dirs):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
+        raise
+    return [
+        WrittenFile(
+            path=item.relative,
+            lines=count_lines(item.content) if item.content is not None else 0,
+            bytes=len(item.content) if item.content is not None else 0,
+            created=item.original is None,
+        )
+        for item in staged
+    ]

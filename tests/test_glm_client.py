@@ -1,0 +1,153 @@
+"""The GLM client against the loopback fake: retries by business code, deadline, limits, usage."""
+
+import time
+
+import anyio
+import pytest
+
+from mcp_server.config import load_settings
+from mcp_server.delegation.glm import GlmClient, GlmError
+from tests.fakes.fake_glm import ErrorReply, FakeGlm, RawReply, Reply
+
+KEY = "sk-glm-0123456789.secretsecret"
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def fake():
+    with FakeGlm() as server:
+        yield server
+
+
+def client_for(fake, tmp_path, **env):
+    environ = {"HYBRID_GLM_BASE_URL": fake.base_url, "HYBRID_GLM_BACKOFF_BASE_S": "0.01", "HYBRID_GLM_DEADLINE_S": "5"}
+    environ.update(env)
+    return GlmClient(load_settings(tmp_path, environ=environ).glm, KEY)
+
+
+def chat(client, model="glm-4.7"):
+    async def go():
+        try:
+            return await client.chat(model, MESSAGES)
+        finally:
+            await client.aclose()
+
+    return anyio.run(go)
+
+
+def test_request_body_and_usage(fake, tmp_path):
+    fake.reply("ok", prompt_tokens=11, completion_tokens=7, cached_tokens=3)
+    completion = chat(client_for(fake, tmp_path))
+    assert completion.text == "ok" and completion.attempts == 1
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens, completion.usage.cached_tokens) == (11, 7, 3)
+    body = fake.requests[0].body
+    assert body["model"] == "glm-4.7" and body["stream"] is False and body["thinking"] == {"type": "disabled"}
+    assert fake.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_thinking_null_sends_no_field(fake, tmp_path):
+    fake.reply("ok")
+    chat(client_for(fake, tmp_path, HYBRID_GLM_THINKING="null"))
+    assert "thinking" not in fake.requests[0].body
+
+
+def test_1302_is_retried_then_succeeds(fake, tmp_path):
+    fake.error(429, code="1302", message="High concurrency").error(500, message="boom").reply("ok")
+    completion = chat(client_for(fake, tmp_path))
+    assert completion.text == "ok" and completion.attempts == 3 and len(fake.requests) == 3
+
+
+@pytest.mark.parametrize("code", ["1113", "1304", "1308", "1310", "1313"])
+def test_429_with_a_quota_code_is_never_retried(fake, tmp_path, code):
+    fake.error(429, code=code, message="quota")
+    with pytest.raises(GlmError) as error:
+        chat(client_for(fake, tmp_path))
+    assert len(fake.requests) == 1 and error.value.code == code and code in str(error.value)
+
+
+def test_1113_message_points_at_the_base_url(fake, tmp_path):
+    fake.error(429, code="1113", message="Insufficient balance or no resource package. Please recharge.")
+    with pytest.raises(GlmError, match="coding/paas/v4") as error:
+        chat(client_for(fake, tmp_path))
+    assert fake.base_url in str(error.value)
+
+
+def test_top_level_integer_code_is_understood(fake, tmp_path):
+    fake.raw(400, b'{"code": 1211, "message": "Unknown Model"}')
+    with pytest.raises(GlmError, match="does not exist") as error:
+        chat(client_for(fake, tmp_path), model="glm-9")
+    assert error.value.code == "1211" and "glm-9" in str(error.value)
+
+
+def test_retry_after_is_honoured(fake, tmp_path):
+    fake.error(429, code="1302", retry_after="1").reply("ok")
+    started = time.monotonic()
+    chat(client_for(fake, tmp_path))
+    assert fake.requests[1].started - fake.requests[0].finished >= 0.9
+    assert time.monotonic() - started < 5
+
+
+def test_429_storm_ends_at_the_deadline(fake, tmp_path):
+    fake.responder = lambda request: ErrorReply(429, code="1302", message="High concurrency")
+    with pytest.raises(GlmError, match="gave up after") as error:
+        chat(client_for(fake, tmp_path, HYBRID_GLM_DEADLINE_S="1", HYBRID_GLM_MAX_RETRIES="20"))
+    assert error.value.attempts == len(fake.requests) > 1
+
+
+def test_connection_refused_is_clear_and_bounded(tmp_path):
+    settings = load_settings(
+        tmp_path, environ={"HYBRID_GLM_BASE_URL": "http://127.0.0.1:9/v4", "HYBRID_GLM_DEADLINE_S": "1", "HYBRID_GLM_BACKOFF_BASE_S": "0.05"}
+    )
+    started = time.monotonic()
+    with pytest.raises(GlmError, match="could not reach http://127.0.0.1:9/v4") as error:
+        chat(GlmClient(settings.glm, KEY))
+    assert time.monotonic() - started < 5 and KEY not in str(error.value)
+
+
+def test_garbage_200_is_not_retried(fake, tmp_path):
+    fake.raw(200, b"<html>proxy login</html>")
+    with pytest.raises(GlmError, match="not JSON"):
+        chat(client_for(fake, tmp_path))
+    assert len(fake.requests) == 1
+
+
+def test_missing_usage_is_flagged_not_invented(fake, tmp_path):
+    fake.raw(200, b'{"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}')
+    completion = chat(client_for(fake, tmp_path))
+    assert completion.usage.reported is False and completion.usage.prompt_tokens == 0
+
+
+def test_a_key_echoed_by_the_server_is_scrubbed(fake, tmp_path):
+    fake.error(401, code="1000", message=f"bad token Bearer {KEY}")
+    with pytest.raises(GlmError) as error:
+        chat(client_for(fake, tmp_path))
+    assert KEY not in str(error.value) and "***" in str(error.value)
+
+
+def test_missing_key_fails_before_any_request(fake, tmp_path):
+    client = GlmClient(load_settings(tmp_path, environ={"HYBRID_GLM_BASE_URL": fake.base_url}).glm, None)
+    with pytest.raises(GlmError, match="ZAI_API_KEY"):
+        chat(client)
+    assert fake.requests == []
+
+
+def test_per_model_concurrency_limit(fake, tmp_path):
+    fake.default_delay_s = 0.3
+    fake.responder = lambda request: Reply("ok")
+    client = client_for(fake, tmp_path, HYBRID_GLM_MAX_CONCURRENCY="2")
+
+    async def go():
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(client.chat, "glm-4.7", MESSAGES)
+            group.start_soon(client.chat, "glm-4.5-air", MESSAGES)
+        await client.aclose()
+
+    anyio.run(go)
+    spans = sorted((r.started, r.finished, r.body["model"]) for r in fake.requests)
+    for start, _, model in spans:
+        in_flight = sum(1 for s, f, m in spans if m == model and s <= start < f)
+        assert in_flight <= 2
+    # The other model was not held back by glm-4.7's limit.
+    air = next(s for s, _, m in spans if m == "glm-4.5-air")
+    assert air < sorted(f for _, f, m in spans if m == "glm-4.7")[1]

@@ -1,0 +1,76 @@
+"""The plugin launcher: builds its venv once, reuses it without pip, rebuilds on a new pyproject."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_server import launcher
+from tests.support import REPO
+
+
+def plugin_copy(tmp_path: Path) -> Path:
+    """What `claude plugin install` leaves: the repo's files, no venv."""
+    copy = tmp_path / "plugin"
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(".venv", "node_modules", ".git", "__pycache__", ".pytest_cache", ".hypothesis", "*.egg-info", ".hybrid-data"))
+    return copy
+
+
+def run_cli(copy: Path, data: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYBRID_PYTHON", "VIRTUAL_ENV")}
+    environ.update(CLAUDE_PLUGIN_DATA=str(data), **env)
+    # The system python3, as Claude Code would find it on PATH; never the test venv's.
+    return subprocess.run([shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3", str(copy / "bin" / "hybrid"), *args],
+                          capture_output=True, text=True, env=environ, timeout=600)
+
+
+def test_first_start_builds_the_venv_and_later_starts_reuse_it(tmp_path):
+    copy, data = plugin_copy(tmp_path), tmp_path / "data"
+    first = run_cli(copy, data, "--help")
+    assert first.returncode == 0, first.stderr
+    assert "installing Python dependencies" in first.stderr
+    assert (data / "venv" / launcher.STAMP).is_file()
+    second = run_cli(copy, data, "--help")
+    assert second.returncode == 0 and "installing" not in second.stderr
+    assert "usage: hybrid" in second.stdout
+
+
+def test_a_failed_bootstrap_prints_one_clear_line(tmp_path):
+    copy, data = plugin_copy(tmp_path), tmp_path / "data"
+    pyproject = copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"httpx>=0.27"', '"httpx>=0.27 ;; not a requirement"'))
+    result = run_cli(copy, data, "--help")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("hybrid: could not")]
+    assert len(lines) == 1 and "bootstrap.log" in lines[0]
+    assert not (data / "venv" / launcher.STAMP).exists()
+
+
+def test_stamp_decides_rebuilds(tmp_path, monkeypatch):
+    root, data = tmp_path / "plugin", tmp_path / "data"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = []\n')
+    monkeypatch.setenv("CLAUDE_PLUGIN_DATA", str(data))
+    builds = []
+
+    def fake_build(root_, venv, log):
+        builds.append(venv)
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").write_text("")
+
+    monkeypatch.setattr(launcher, "_build", fake_build)
+    launcher.ensure_venv(root)
+    launcher.ensure_venv(root)
+    assert len(builds) == 1
+    (root / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["pyyaml"]\n')
+    launcher.ensure_venv(root)
+    assert len(builds) == 2
+
+
+def test_hybrid_python_skips_the_bootstrap(tmp_path):
+    copy, data = plugin_copy(tmp_path), tmp_path / "data"
+    result = run_cli(copy, data, "--help", HYBRID_PYTHON=sys.executable)
+    assert result.returncode == 0 and not data.exists()

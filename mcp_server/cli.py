@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mcp_server import checkpoint_cli
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.budget import spend
 from mcp_server.ledger import Ledger, ledger_path
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--story", help="only this story")
     usage.add_argument("--project", help="project directory (default: CLAUDE_PROJECT_DIR or cwd)")
     usage.set_defaults(func=_usage)
+    checkpoint_cli.add_subcommands(sub)
     return parser
 
 

@@ -145,12 +145,15 @@ class Ledger:
         )
 
     def totals_by_model(
-        self, *, story: str | None = None, since: str | None = None
+        self, *, story: str | None = None, since: str | None = None, phase: str | None = None
     ) -> list[ModelTotals]:
         clauses, params = [], []
         if story is not None:
             clauses.append("story = ?")
             params.append(story)
+        if phase is not None:
+            clauses.append("phase = ?")
+            params.append(phase)
         if since is not None:
             clauses.append("ts >= ?")
             params.append(since)

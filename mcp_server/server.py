@@ -15,6 +15,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
 
+from mcp_server import checkpoint_tools
 from mcp_server.config import ConfigError, GlmSettings, Settings, load_settings
 from mcp_server.errors import HybridError
 from mcp_server.delegation.glm import GlmClient
@@ -72,6 +73,7 @@ async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
 
 
 app = MCPServer("glm", instructions=INSTRUCTIONS, lifespan=lifespan)
+checkpoint_tools.register(app)
 
 ToolResult = Annotated[CallToolResult, DelegationResult]
 

@@ -1,0 +1,88 @@
+"""`hybrid status`, `hybrid checkpoint show` and `hybrid stories`: checkpoints for a person at a terminal.
+
+Reading only: these commands never create or change a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from mcp_server import checkpoints
+from mcp_server.config import load_settings, project_root
+from mcp_server.errors import HybridError
+from mcp_server.stories import any_story_glob, list_stories
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    status = sub.add_parser("status", help="the phases of every story and what comes next")
+    status.add_argument("stories", nargs="*", help="story ids, e.g. 01.2 01.3 or 01.2,01.3 (default: every checkpoint)")
+    _add_project(status, _status)
+
+    checkpoint = sub.add_parser("checkpoint", help="one story's checkpoint")
+    actions = checkpoint.add_subparsers(dest="checkpoint_command", required=True)
+    show = actions.add_parser("show", help="print .claude/checkpoints/STORY.yaml once it has been checked")
+    show.add_argument("story")
+    _add_project(show, _show)
+
+    stories = sub.add_parser("stories", help="the story files found, with their acceptance-criteria counts")
+    _add_project(stories, _stories)
+
+
+def _add_project(parser: argparse.ArgumentParser, command: Command) -> None:
+    parser.add_argument("--project", help="project directory (default: CLAUDE_PROJECT_DIR or cwd)")
+    parser.set_defaults(func=_reporting_errors(command))
+
+
+def _reporting_errors(command: Command) -> Command:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except HybridError as error:
+            print(f"hybrid: {error}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _root(args: argparse.Namespace) -> Path:
+    return Path(args.project).resolve() if args.project else project_root()
+
+
+def _status(args: argparse.Namespace) -> int:
+    wanted = [story for item in args.stories for story in item.split(",") if story.strip()]
+    listings = checkpoints.list_checkpoints(_root(args), wanted or None)
+    print(checkpoints.status_table(listings, titles=True))
+    return 1 if any(listing.checkpoint is None for listing in listings) else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    root = _root(args)
+    try:
+        checkpoint = checkpoints.load_checkpoint(root, args.story)
+    except checkpoints.CheckpointNotFound as error:
+        print(f"hybrid: {error} (the first checkpoint_read or checkpoint_write creates it)", file=sys.stderr)
+        return 1
+    # The next action goes first, as a comment, so that `... | tail -1` still shows the latest history line.
+    print(f"# {checkpoint.path.relative_to(root).as_posix()} (next: {checkpoints.next_action(checkpoint)})")
+    print(checkpoint.path.read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _stories(args: argparse.Namespace) -> int:
+    root = _root(args)
+    pattern = load_settings(root).stories.glob
+    found = list_stories(root, pattern)
+    if not found:
+        print(f"no story files match {any_story_glob(pattern)} under {root}")
+        return 1
+    rows = [("story", "ACs", "title", "file")]
+    rows += [(s.id, str(len(s.acceptance_criteria)), s.title, s.path.relative_to(root).as_posix()) for s in found]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    return 0

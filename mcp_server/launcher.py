@@ -25,7 +25,7 @@ class BootstrapError(Exception):
     pass
 
 
-def _data_dir(root: Path) -> Path:
+def plugin_data_dir(root: Path) -> Path:
     data = os.environ.get("CLAUDE_PLUGIN_DATA", "").strip()
     return Path(data) if data else root / ".hybrid-data"
 
@@ -43,7 +43,7 @@ def _stamp(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _venv_python(venv: Path) -> Path:
+def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
@@ -62,33 +62,33 @@ def _build(root: Path, venv: Path, log: Path) -> None:
     uv = shutil.which("uv")
     if uv:
         _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], log)
-        _run([uv, "pip", "install", "--quiet", "--python", str(_venv_python(venv)), *requirements], log)
+        _run([uv, "pip", "install", "--quiet", "--python", str(venv_python(venv)), *requirements], log)
     else:
         _run([sys.executable, "-m", "venv", str(venv)], log)
-        _run([str(_venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements], log)
+        _run([str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements], log)
 
 
 def ensure_venv(root: Path) -> Path:
     """The venv's python, building or rebuilding the venv when the stamp does not match."""
-    data = _data_dir(root)
+    data = plugin_data_dir(root)
     venv = data / "venv"
     want = _stamp(root)
     stamp = venv / STAMP
-    if stamp.is_file() and stamp.read_text().strip() == want and _venv_python(venv).exists():
-        return _venv_python(venv)
+    if stamp.is_file() and stamp.read_text().strip() == want and venv_python(venv).exists():
+        return venv_python(venv)
     data.mkdir(parents=True, exist_ok=True)
     log = data / "bootstrap.log"
     # Two sessions may start at once; the second waits and then finds the stamp.
     with open(data / ".bootstrap.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.is_file() and stamp.read_text().strip() == want and _venv_python(venv).exists():
-            return _venv_python(venv)
+        if stamp.is_file() and stamp.read_text().strip() == want and venv_python(venv).exists():
+            return venv_python(venv)
         print(f"hybrid: first start, installing Python dependencies into {venv} (once)", file=sys.stderr)
         if venv.exists():  # a stale or half-built venv: start clean
             shutil.rmtree(venv)
         _build(root, venv, log)
         stamp.write_text(want + "\n")
-    return _venv_python(venv)
+    return venv_python(venv)
 
 
 def launch(root: Path, module: str, argv: list[str]) -> None:

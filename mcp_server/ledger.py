@@ -3,12 +3,20 @@
 Standard library only: the hooks import this on every tool call.
 Token convention for every provider: ``prompt_tokens`` is all input, cache reads
 (``cached_tokens``) and cache writes included; ``completion_tokens`` includes reasoning.
+
+Rows from the hooks (provider ``anthropic``, read from Claude Code's transcripts) leave
+``cost_usd`` NULL on purpose: reports and budget checks re-price every row from its tokens
+with the current price table, so a corrected price applies to past usage too.
+The hooks also keep two small tables here: ``transcript_cursor`` (how far each transcript has
+been read, and the attribution decided for it) and ``agent_phase`` (the phase an agent, or a
+session's main loop, marked ``running`` through the checkpoint tool).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +49,24 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 CREATE INDEX IF NOT EXISTS usage_story ON usage(story);
 CREATE INDEX IF NOT EXISTS usage_ts ON usage(ts);
+CREATE INDEX IF NOT EXISTS usage_session ON usage(session_id);
+CREATE TABLE IF NOT EXISTS transcript_cursor (
+    path TEXT PRIMARY KEY,
+    offset INTEGER NOT NULL DEFAULT 0,
+    inode INTEGER,
+    story TEXT,
+    phase TEXT,
+    agent_type TEXT,
+    agent_id TEXT,
+    session_id TEXT,
+    attribution TEXT
+);
+CREATE TABLE IF NOT EXISTS agent_phase (
+    key TEXT PRIMARY KEY,
+    story TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    ts TEXT NOT NULL
+);
 """
 
 
@@ -85,6 +111,28 @@ class ModelTotals:
     cache_write_1h_tokens: int
     completion_tokens: int
     calls: int
+
+
+@dataclass
+class TranscriptCursor:
+    """How far a transcript has been read (bytes, complete lines only) and whose usage it holds.
+
+    ``attribution`` is how story/phase were decided: "prefix", "running-phase",
+    "session-phase" or "none"; NULL while the transcript's prompt has not been seen yet.
+    """
+
+    path: str
+    offset: int = 0
+    inode: int | None = None
+    story: str | None = None
+    phase: str | None = None
+    agent_type: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    attribution: str | None = None
+
+
+_CURSOR_COLUMNS = [f.name for f in fields(TranscriptCursor)]
 
 
 def ledger_path(project_root: Path) -> Path:
@@ -165,6 +213,65 @@ class Ledger:
             params,
         ).fetchall()
         return [ModelTotals(*row) for row in rows]
+
+    @contextmanager
+    def transaction(self):
+        """One write transaction (BEGIN IMMEDIATE): a hook run commits all its rows at once."""
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def get_cursor(self, path: str) -> TranscriptCursor | None:
+        row = self._connection().execute(
+            f"SELECT {', '.join(_CURSOR_COLUMNS)} FROM transcript_cursor WHERE path = ?", (path,)
+        ).fetchone()
+        return TranscriptCursor(*row) if row else None
+
+    def put_cursor(self, cursor: TranscriptCursor) -> None:
+        """Save a cursor. Two hooks racing on one file is harmless: rows are deduplicated."""
+        self._connection().execute(
+            f"INSERT OR REPLACE INTO transcript_cursor ({', '.join(_CURSOR_COLUMNS)})"
+            f" VALUES ({', '.join('?' for _ in _CURSOR_COLUMNS)})",
+            [getattr(cursor, name) for name in _CURSOR_COLUMNS],
+        )
+
+    def set_phase(self, key: str, story: str, phase: str, ts: str = "") -> None:
+        self._connection().execute(
+            "INSERT INTO agent_phase (key, story, phase, ts) VALUES (?, ?, ?, ?) ON CONFLICT(key)"
+            " DO UPDATE SET story = excluded.story, phase = excluded.phase, ts = excluded.ts",
+            (key, story, phase, ts or utc_now()),
+        )
+
+    def clear_phase(self, key: str) -> None:
+        self._connection().execute("DELETE FROM agent_phase WHERE key = ?", (key,))
+
+    def phases(self, key_prefix: str) -> list[tuple[str, str, str]]:
+        """(key, story, phase) for every key that starts with ``key_prefix``."""
+        return self._connection().execute(
+            "SELECT key, story, phase FROM agent_phase WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(key_prefix), key_prefix),
+        ).fetchall()
+
+    def attribute_unattributed(self, *, session_id: str, agent_id: str, story: str, phase: str) -> int:
+        """Give an agent's unattributed Claude rows the story and phase learnt later."""
+        cursor = self._connection().execute(
+            "UPDATE usage SET story = ?, phase = ? WHERE provider = 'anthropic' AND session_id = ?"
+            " AND agent_id = ? AND story IS NULL AND phase IS NULL",
+            (story, phase, session_id, agent_id),
+        )
+        return cursor.rowcount
+
+    def session_started_at(self, session_id: str) -> str | None:
+        """The earliest ``ts`` recorded for a Claude Code session, or None."""
+        row = self._connection().execute(
+            "SELECT MIN(ts) FROM usage WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return row[0] if row else None
 
     def rows(self, *, story: str | None = None) -> list[UsageRow]:
         where, params = ("WHERE story = ?", [story]) if story is not None else ("", [])

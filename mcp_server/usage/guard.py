@@ -1,0 +1,150 @@
+"""The budget guard's real check: ``python -m mcp_server.usage.guard`` with a PreToolUse payload on stdin.
+
+Runs under the plugin's venv (it needs the YAML config and the price table); the stdlib hook in
+mcp_server.usage.hook starts it only when a budget may be configured, after bringing the ledger
+up to date. Exit 0: go on. Exit 2: blocked, the reason on stderr. Anything else: the hook logs
+it and lets the call through (the guard never blocks by accident).
+
+- Story cap (``budget.per_story_usd``): the story is ``tool_input.story`` for the GLM tools and
+  the ``[story <id> <phase>]`` prefix of an Agent prompt. No story: only the run cap applies.
+- Run cap (``budget.per_run_usd``): everything recorded in the project (Claude and GLM) since
+  this Claude Code session began: the earliest of the first timestamp in its main transcript
+  and its first ledger row. When neither is known yet, nothing has been spent in it.
+- A cap is reached when the spend is at or over it. Unpriced models are named, not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from mcp_server.budget import spend
+from mcp_server.config import load_settings
+from mcp_server.ledger import Ledger, ledger_path
+from mcp_server.pricing import PriceTable, TokenCounts
+from mcp_server.usage.transcripts import first_timestamp, parse_prefix
+
+GLM_TOOL_PREFIX = "mcp__plugin_hybrid_glm__"
+AGENT_TOOLS = {"Agent", "Task"}
+
+
+@dataclass(frozen=True)
+class SpendSplit:
+    total: float
+    claude: float
+    glm: float
+    unpriced: tuple[str, ...]
+
+
+def story_of(payload: Mapping) -> str | None:
+    tool, tool_input = payload.get("tool_name"), payload.get("tool_input")
+    if not isinstance(tool_input, dict) or not isinstance(tool, str):
+        return None
+    if tool in AGENT_TOOLS:
+        prefixed = parse_prefix(tool_input.get("prompt") if isinstance(tool_input.get("prompt"), str) else None)
+        return prefixed[0] if prefixed else None
+    if tool.startswith(GLM_TOOL_PREFIX):
+        story = tool_input.get("story")
+        return story if isinstance(story, str) and story else None
+    return None
+
+
+def split_spend(ledger: Ledger, prices: PriceTable, **query: str) -> SpendSplit:
+    """budget.spend() (Claude and GLM together), with the part each provider had in it."""
+    total = spend(ledger, prices, **query)
+    by_provider = {"anthropic": 0.0, "glm": 0.0}
+    for totals in ledger.totals_by_model(**query):
+        cost = prices.cost(
+            totals.model,
+            TokenCounts(
+                prompt_tokens=totals.prompt_tokens,
+                cached_tokens=totals.cached_tokens,
+                cache_write_5m_tokens=totals.cache_write_5m_tokens,
+                cache_write_1h_tokens=totals.cache_write_1h_tokens,
+                completion_tokens=totals.completion_tokens,
+            ),
+        )
+        if cost is not None:
+            by_provider[totals.provider] = by_provider.get(totals.provider, 0.0) + cost
+    return SpendSplit(total.usd, by_provider["anthropic"], by_provider["glm"], total.unpriced_models)
+
+
+def run_started_at(ledger: Ledger, payload: Mapping) -> str | None:
+    """When this session began: its main transcript's first timestamp or its first ledger row."""
+    candidates = []
+    path = payload.get("transcript_path")
+    if isinstance(path, str) and path:
+        try:
+            candidates.append(first_timestamp(path))
+        except OSError:
+            pass
+    session_id = payload.get("session_id")
+    if isinstance(session_id, str) and session_id:
+        candidates.append(ledger.session_started_at(session_id))
+    found = [ts for ts in candidates if ts]
+    return min(found) if found else None
+
+
+def usd(value: float) -> str:
+    """Cents when the amount is whole cents ($0.50), else enough digits to be exact ($0.001)."""
+    return f"${value:.2f}" if round(value, 2) == value else f"${value:.8f}".rstrip("0")
+
+
+def _message(setting: str, cap: float, scope: str, spent: SpendSplit, variable: str) -> str:
+    unpriced = f" Unpriced, so not counted: {', '.join(spent.unpriced)}." if spent.unpriced else ""
+    return (
+        f"hybrid budget: budget.{setting} is {usd(cap)}; {scope} has spent ${spent.total:.4f} "
+        f"(Claude ${spent.claude:.4f} + GLM ${spent.glm:.4f}).{unpriced} Raise or remove it under "
+        f"budget: in .claude/hybrid.yaml (or {variable})."
+    )
+
+
+def check(payload: Mapping, environ: Mapping[str, str]) -> str | None:
+    """The reason to block this call, or None to let it through."""
+    cwd = payload.get("cwd")
+    root = Path(environ.get("CLAUDE_PROJECT_DIR") or (cwd if isinstance(cwd, str) and cwd else ".") )
+    settings = load_settings(root, dict(environ))
+    per_story, per_run = settings.budget.per_story_usd, settings.budget.per_run_usd
+    if per_story is None and per_run is None:
+        return None
+    prices = PriceTable.load(settings.prices)
+    ledger = Ledger(ledger_path(settings.project_root))
+    try:
+        story = story_of(payload)
+        if per_story is not None and story:
+            spent = split_spend(ledger, prices, story=story)
+            if spent.total >= per_story:
+                return _message("per_story_usd", per_story, f"story {story}", spent, "HYBRID_BUDGET_PER_STORY_USD")
+        if per_run is not None:
+            since = run_started_at(ledger, payload)
+            if since:
+                spent = split_spend(ledger, prices, since=since)
+                if spent.total >= per_run:
+                    scope = f"this run (since {since[:19].replace('T', ' ')} UTC)"
+                    return _message("per_run_usd", per_run, scope, spent, "HYBRID_BUDGET_PER_RUN_USD")
+    finally:
+        ledger.close()
+    return None
+
+
+def main() -> int:
+    try:
+        payload = json.loads(sys.stdin.buffer.read())
+        if not isinstance(payload, dict):
+            raise ValueError("the payload is not a JSON object")
+        reason = check(payload, os.environ)
+    except Exception as error:  # reported by the hook, which lets the call through
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    if reason:
+        print(reason, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

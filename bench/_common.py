@@ -22,7 +22,7 @@ def fake_glm_process(reply_text: str, delay_s: float) -> Iterator[str]:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write(reply_text)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.fake_glm", "--port", "0", "--delay", str(delay_s), "--reply-file", handle.name],
+        [sys.executable, "-m", "tests.fakes.fake_glm", "--delay", str(delay_s), "--reply-file", handle.name],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

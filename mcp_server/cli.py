@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from mcp_server import checkpoint_cli
-from mcp_server.config import ConfigError, load_settings, project_root
+from mcp_server.config import load_settings, project_root
+from mcp_server.errors import HybridError
 from mcp_server.budget import spend
 from mcp_server.ledger import Ledger, ledger_path
 from mcp_server.pricing import PriceTable, TokenCounts
@@ -45,6 +46,12 @@ def _usage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from mcp_server.demo.run import main as run_demo  # the demo's simulators load only when asked for
+
+    return run_demo(args.dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybrid", description="Hybrid Orchestrator: Claude + GLM story pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--project", help="project directory (default: CLAUDE_PROJECT_DIR or cwd)")
     usage.set_defaults(func=_usage)
     checkpoint_cli.add_subcommands(sub)
+    demo = sub.add_parser(
+        "demo", help="run /hybrid:pilot on the bundled example in the real Claude Code CLI, with simulated models (no keys)"
+    )
+    demo.add_argument("--dir", help="where to put the example project (default: a new temp folder)")
+    demo.set_defaults(func=_demo)
     return parser
 
 
@@ -60,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as error:
+    except HybridError as error:  # a problem the user can fix: one line, no traceback
         print(f"hybrid: {error}", file=sys.stderr)
         return 2
 

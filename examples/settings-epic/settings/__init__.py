@@ -1,0 +1,1 @@
+"""A small settings service: roles, permissions and the organisation profile."""

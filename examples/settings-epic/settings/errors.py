@@ -1,0 +1,2 @@
+class SettingsError(ValueError):
+    """A settings change was refused; the message says why."""

@@ -1,0 +1,205 @@
+"""`hybrid demo`: the whole pipeline on the bundled example, in the real Claude Code CLI, no keys.
+
+Two simulated endpoints stand on loopback, started here: a scripted Anthropic model that plays
+the orchestrator and the agents (script.py), and a GLM simulator that returns real, working code
+for the example's stories (glm_replies.py). The real `claude` runs `/hybrid:pilot` with this
+plugin loaded from its folder, so the agents, hooks, MCP tools, checkpoints and ledger all do
+their real work. Everything printed says the models were simulated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcp_server.demo.anthropic_sim import AnthropicSim
+from mcp_server.demo.chat_sim import ChatSim
+from mcp_server.demo.glm_replies import CannedGlm
+from mcp_server.demo.script import Review, Scenario, brain_for, label
+from mcp_server.errors import HybridError
+
+PLUGIN_ROOT = Path(__file__).resolve().parents[2]
+CLI_PACKAGE = "@anthropic-ai/claude-code"
+CLI_VERSION = "2.1.330"
+STORIES = ("01.2", "01.3", "01.4")
+SIMULATED = "(simulated models: no Anthropic or GLM API was called)"
+ALLOWED_TOOLS = (
+    "Agent Bash Read Write Glob Grep Workflow "
+    "mcp__plugin_hybrid_glm__write_tests mcp__plugin_hybrid_glm__implement mcp__plugin_hybrid_glm__refactor "
+    "mcp__plugin_hybrid_glm__write_docs mcp__plugin_hybrid_glm__checkpoint_read "
+    "mcp__plugin_hybrid_glm__checkpoint_write mcp__plugin_hybrid_glm__checkpoint_list"
+)
+# Keys and endpoints of the user's own that must not reach the simulated session.
+SCRUBBED = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ZAI_API_KEY", "GLM_API_KEY",
+            "HYBRID_GLM_API_KEY", "HYBRID_GLM_BASE_URL", "CLAUDE_PROJECT_DIR", "CLAUDE_PLUGIN_ROOT", "CLAUDE_PLUGIN_DATA")
+
+
+class DemoError(HybridError):
+    pass
+
+
+def demo_scenario() -> Scenario:
+    """01.3's first review asks for changes (a shared dict leaks grants between stores);
+    01.4 is approved with a minor issue, so P4 refactors it; 01.2 is clean, so P4 is skipped."""
+    return Scenario(
+        reviews={
+            "01.3": [
+                Review("REQUEST_CHANGES", 6, ({"severity": "major", "file": "settings/permissions.py", "line": 7,
+                                               "text": "grants live in a module-level dict shared by every PermissionStore"},)),
+                Review("APPROVED", 9),
+            ],
+            "01.4": [
+                Review("APPROVED", 8, ({"severity": "minor", "file": "settings/org_profile.py", "line": 17,
+                                        "text": "update() sets any attribute name it is given; refuse unknown fields"},)),
+            ],
+        }
+    )
+
+
+# --- Finding the pinned CLI ---------------------------------------------------------------------
+
+
+def cli_version(binary: str) -> str:
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "HOME": tempfile.gettempdir()})
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip().split(" ")[0]
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hybrid-orchestrator" / f"claude-code-{CLI_VERSION}"
+
+
+def find_claude(say=print) -> str:
+    """The pinned `claude`: the repo's node_modules, the cache, PATH; else install it with npm."""
+    candidates = [PLUGIN_ROOT / "node_modules" / ".bin" / "claude", _cache_dir() / "node_modules" / ".bin" / "claude"]
+    on_path = shutil.which("claude")
+    for candidate in [*map(str, candidates), *([on_path] if on_path else [])]:
+        if Path(candidate).exists() and cli_version(candidate) == CLI_VERSION:
+            return candidate
+    npm = shutil.which("npm")
+    if npm is None:
+        if on_path:
+            say(f"note: using {on_path} ({cli_version(on_path) or 'unknown version'}); the demo is scripted for {CLI_VERSION}")
+            return on_path
+        raise DemoError(
+            f"the demo needs the Claude Code CLI {CLI_VERSION}, and neither `claude` nor npm is on PATH: "
+            "install Node.js 20 or newer with npm (https://nodejs.org), then run `hybrid demo` again"
+        )
+    target = _cache_dir()
+    say(f"installing the Claude Code CLI {CLI_VERSION} with npm into {target} (once)")
+    target.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([npm, "install", "--prefix", str(target), "--no-audit", "--no-fund", f"{CLI_PACKAGE}@{CLI_VERSION}"],
+                          capture_output=True, text=True)
+    binary = target / "node_modules" / ".bin" / "claude"
+    if done.returncode != 0 or not binary.exists():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise DemoError(f"npm could not install {CLI_PACKAGE}@{CLI_VERSION}: {tail[0]}")
+    return str(binary)
+
+
+# --- The run ------------------------------------------------------------------------------------
+
+
+def prepare_project(directory: Path) -> Path:
+    example = PLUGIN_ROOT / "examples" / "settings-epic"
+    if not example.is_dir():
+        raise DemoError(f"the example project is missing: {example} (run the demo from the plugin or a checkout)")
+    project = directory / "settings-epic"
+    if project.exists():
+        raise DemoError(f"{project} already exists; pass another --dir")
+    shutil.copytree(example, project)
+    if shutil.which("git"):  # the reviewer reads the diff
+        quiet = {"capture_output": True, "cwd": project}
+        subprocess.run(["git", "init", "-q"], **quiet)
+        subprocess.run(["git", "add", "-A"], **quiet)
+        subprocess.run(["git", "-c", "user.name=demo", "-c", "user.email=demo@example.invalid", "commit", "-qm", "example"], **quiet)
+    return project
+
+
+@dataclass
+class SessionRun:
+    """One `claude -p` run: its JSON result (the last stdout line), exit code and stderr."""
+
+    result: dict
+    returncode: int
+    stderr: str
+
+
+def session_environment(home: Path, anthropic_url: str, glm_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in SCRUBBED}
+    env.update(
+        HOME=str(home),
+        ANTHROPIC_BASE_URL=anthropic_url,
+        ANTHROPIC_API_KEY="simulated",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_TELEMETRY="1",
+        ZAI_API_KEY="simulated",
+        HYBRID_GLM_BASE_URL=glm_url,
+        HYBRID_PYTHON=sys.executable,  # the interpreter running this has every dependency
+    )
+    env.update(extra or {})
+    return env
+
+
+def run_session(
+    claude: str,
+    project: Path,
+    prompt: str,
+    env: dict[str, str],
+    *,
+    plugin_dir: Path | None = PLUGIN_ROOT,
+    allowed_tools: str = ALLOWED_TOOLS,
+    timeout_s: float = 1800,
+) -> SessionRun:
+    """`claude -p <prompt>` in ``project`` with this plugin loaded (``plugin_dir``), headless."""
+    command = [claude, "-p", prompt, "--output-format", "json", "--allowedTools", allowed_tools]
+    if plugin_dir is not None:
+        command += ["--plugin-dir", str(plugin_dir)]
+    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout_s)
+    try:
+        result = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+    except ValueError:
+        result = {"result": done.stdout[-2000:]}
+    return SessionRun(result, done.returncode, done.stderr)
+
+
+def replies_dir() -> Path:
+    return PLUGIN_ROOT / "examples" / "settings-epic.glm"
+
+
+def main(directory: str | None = None, say=print) -> int:
+    claude = find_claude(say)
+    base = Path(directory).resolve() if directory else Path(tempfile.mkdtemp(prefix="hybrid-demo-"))
+    base.mkdir(parents=True, exist_ok=True)
+    project = prepare_project(base)
+    say(f"hybrid demo {SIMULATED}")
+    say(f"project: {project}")
+    prompt = f"/hybrid:pilot {','.join(STORIES)}"
+    say(f"running: claude -p \"{prompt}\" --plugin-dir {PLUGIN_ROOT}  (about a minute)")
+    with tempfile.TemporaryDirectory(prefix="hybrid-demo-home-") as home, \
+            AnthropicSim(brain_for(demo_scenario()), label) as anthropic, ChatSim(CannedGlm(replies_dir())) as glm:
+        run = run_session(claude, project, prompt, session_environment(Path(home), anthropic.base_url, glm.base_url))
+    if run.returncode != 0:
+        say(f"the Claude Code session failed (exit {run.returncode}): {run.stderr.strip()[-800:]}")
+        return 1
+    say("")
+    say(f"orchestrator's last message {SIMULATED}:")
+    say(str(run.result.get("result", "")).strip())
+    say("")
+    from mcp_server.checkpoints import list_checkpoints, status_table
+
+    say(f"checkpoints (.claude/checkpoints/) {SIMULATED}:")
+    say(status_table(list_checkpoints(project, list(STORIES))))
+    say("")
+    say(f"the project, its checkpoints and its ledger (.claude/hybrid/usage.db) stay in {project}")
+    return 0

@@ -1,0 +1,412 @@
+"""The scripted model behind `hybrid demo` and the end-to-end tests.
+
+It plays Claude in a real Claude Code session: the `/hybrid:pilot` orchestrator and the
+agents (`[story <id> <phase>]` prompts). Every answer is a pure function of the request, so
+the CLI's retries and parallel agents change nothing: the step an agent is at is the number
+of tool results it has seen, and what it knows comes from those results (the checkpoint it
+read, the summary a GLM tool returned). What a reviewer decides is scripted per story and
+round in a Scenario; everything else follows the plugin's agent and command instructions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import yaml
+
+from mcp_server.demo.anthropic_sim import Turn
+
+TOOL = "mcp__plugin_hybrid_glm__"
+PREFIX = re.compile(r"^\s*\[story (?P<story>[A-Za-z0-9][A-Za-z0-9._-]{0,63}) (?P<phase>P[1-7])\]")
+COMMAND = re.compile(r"<command-name>/hybrid:(?P<name>pilot|resume)</command-name>")
+COMMAND_ARGS = re.compile(r"<command-args>(?P<args>.*?)</command-args>", re.DOTALL)
+HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" report')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
+WORKING_DIRECTORY = re.compile(r"Primary working directory: (?P<path>[^\n\\]+)")
+NEXT_STEP = re.compile(r"^(?P<phase>P[1-7]) (?P<agent>[a-z-]+)(?: \(iteration (?P<iteration>\d+)\))?")
+
+
+@dataclass(frozen=True)
+class Review:
+    verdict: str
+    score: float
+    issues: tuple[dict[str, Any], ...] = ()
+
+
+CLEAN = Review("APPROVED", 9)
+
+
+@dataclass
+class Scenario:
+    """What the scripted Claude decides, where a real one would judge."""
+
+    # Each story runs its own tests: stories in flight at once share the tree, and one story's
+    # half-done code must not fail another's run. {modules} are the story's test modules.
+    test_command: str = "python3 -m unittest -q {modules}"
+    reviews: dict[str, list[Review]] = field(default_factory=dict)  # story -> one per round
+    max_review_rounds: int = 2
+    phase_delay_s: dict[tuple[str, str], float] = field(default_factory=dict)  # (story, phase) -> seconds
+
+    def review(self, story: str, round_number: int) -> Review:
+        rounds = self.reviews.get(story, [])
+        return rounds[round_number - 1] if round_number <= len(rounds) else CLEAN
+
+
+# --- Reading a request --------------------------------------------------------------------------
+
+
+def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+
+
+def _text(block: dict[str, Any]) -> str:
+    if block.get("type") == "text":
+        return str(block.get("text", ""))
+    content = block.get("content")
+    if isinstance(content, str):
+        return content
+    return "\n".join(str(part.get("text", "")) for part in content or [] if isinstance(part, dict))
+
+
+@dataclass
+class Conversation:
+    """The parts of a Messages request the script reads."""
+
+    first_user: list[str]
+    calls: list[tuple[str, dict[str, Any], str]]  # every earlier tool call: name, input, result text
+    working_directory: str = "."
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Conversation":
+        messages = body.get("messages") or []
+        users = [m for m in messages if m.get("role") == "user"]
+        first = [_text(b) for b in _blocks(users[0])] if users else []
+        results = {
+            block.get("tool_use_id"): _text(block)
+            for message in users
+            for block in _blocks(message)
+            if block.get("type") == "tool_result"
+        }
+        calls = [
+            (block["name"], block.get("input") or {}, results.get(block.get("id"), ""))
+            for message in messages
+            if message.get("role") == "assistant"
+            for block in _blocks(message)
+            if block.get("type") == "tool_use"
+        ]
+        where = WORKING_DIRECTORY.search(json.dumps(messages, ensure_ascii=False))
+        return cls(first, calls, where.group("path").strip() if where else ".")
+
+    def prefix(self) -> re.Match[str] | None:
+        return next((m for m in (PREFIX.match(text) for text in self.first_user) if m), None)
+
+    def command(self) -> tuple[str, str] | None:
+        joined = "\n".join(self.first_user)
+        found = COMMAND.search(joined)
+        if not found:
+            return None
+        args = COMMAND_ARGS.search(joined)
+        return found.group("name"), (args.group("args").strip() if args else "")
+
+    def result_of(self, name: str) -> str:
+        return next((result for call, _, result in reversed(self.calls) if call == name), "")
+
+
+def _checkpoint(read_result: str) -> dict[str, Any]:
+    """The data of a checkpoint_read result (a comment line, then the YAML file)."""
+    try:
+        data = yaml.safe_load(read_result)
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# --- The agents ---------------------------------------------------------------------------------
+
+
+def _call(name: str, **arguments: Any) -> Turn:
+    return Turn(tool_calls=((name, arguments),))
+
+
+def _write(story: str, phase: str, status: str, agent: str, **extra: Any) -> Turn:
+    extra = {key: value for key, value in extra.items() if value not in (None, [], "")}
+    return _call(f"{TOOL}checkpoint_write", story=story, phase=phase, status=status, agent=agent, **extra)
+
+
+def _artifacts(checkpoint: dict[str, Any], *phases: str) -> list[str]:
+    found: list[str] = []
+    for phase in phases:
+        found.extend((checkpoint.get("phases") or {}).get(phase, {}).get("artifacts") or [])
+    return list(dict.fromkeys(found))
+
+
+def _delegated(result: str) -> tuple[str, str, list[str], str]:
+    """(status, model, files, summary) from a GLM tool's JSON result or its error text."""
+    data = _json(result)
+    if not data.get("files") and not data.get("model"):
+        return "failed", "", [], (result.strip().splitlines() or ["the tool failed"])[0][:200]
+    tests = data.get("tests")
+    passed = tests is None or bool(tests.get("passed"))
+    files = [item["path"] for item in data.get("files", [])]
+    summary = f"{len(files)} file(s), {data.get('lines_written', 0)} lines"
+    if tests is not None:
+        summary += f"; tests {'passed' if passed else 'failed'} after {tests.get('fix_rounds', 0)} fix round(s)"
+    return ("done" if passed else "failed"), str(data.get("model", "")), files, summary
+
+
+def _delegating_agent(
+    phase: str, agent: str, tool: str, arguments: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Callable[[str, Conversation, Scenario], Turn]:
+    """test-writer, the developers and the tech-writer: read, mark running, delegate, record."""
+
+    def play(story: str, talk: Conversation, scenario: Scenario) -> Turn:
+        step = len(talk.calls)
+        checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
+        if step == 0:
+            return _call(f"{TOOL}checkpoint_read", story=story)
+        if step == 1:
+            return _write(story, phase, "running", agent)
+        if step == 2:
+            return _call(f"{TOOL}{tool}", story=story, **arguments(checkpoint | {"_scenario": scenario}))
+        status, model, files, summary = _delegated(talk.result_of(f"{TOOL}{tool}"))
+        if step == 3:
+            return _write(story, phase, status, agent, model=model, summary=summary, artifacts=files)
+        return Turn(text=f"{phase} {story} {status}: {summary}")
+
+    return play
+
+
+def _tests_arguments(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "instructions": "One unittest test or more per acceptance criterion, named after its AC id, "
+        "plus the edge cases of the design doc. Standard library only.",
+        "context_files": _artifacts(checkpoint, "P1"),
+        "test_dir": "tests",
+    }
+
+
+def test_command(checkpoint: dict[str, Any], scenario: "Scenario") -> str:
+    """The story's own test command: its P2 test files as unittest modules."""
+    tests = [path for path in _artifacts(checkpoint, "P2") if path.endswith(".py")]
+    modules = " ".join(path[:-3].replace("/", ".") for path in tests) or "discover -s tests -t ."
+    return scenario.test_command.format(modules=modules)
+
+
+def _review_issues(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    reviews = [*(checkpoint.get("reviews") or []), checkpoint.get("review") or {}]
+    return next((r.get("issues") or [] for r in reversed(reviews) if r), [])
+
+
+def _issue_lines(issues: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{i.get('severity')} {i.get('file')}:{i.get('line')} {i.get('text')}" for i in issues)
+
+
+def _implement_arguments(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    scenario: Scenario = checkpoint["_scenario"]
+    instructions = "Implement the story so that every acceptance criterion holds and the tests pass."
+    if (checkpoint.get("review") or {}).get("verdict") == "REQUEST_CHANGES":  # this run is the review's round
+        instructions += f" Fix these review issues: {_issue_lines(_review_issues(checkpoint))}"
+    return {
+        "instructions": instructions,
+        "context_files": _artifacts(checkpoint, "P1", "P2", "P3"),
+        "test_command": test_command(checkpoint, scenario),
+        "max_fix_rounds": 2,
+    }
+
+
+def _refactor_arguments(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    issues = _review_issues(checkpoint)
+    return {
+        "instructions": f"No behaviour change. Address: {_issue_lines(issues)}",
+        "context_files": list(dict.fromkeys(i["file"] for i in issues if i.get("file"))),
+        "test_command": test_command(checkpoint, checkpoint["_scenario"]),
+    }
+
+
+def _docs_arguments(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "instructions": "A page for the feature's users: what it does, the calls, an example that matches the code.",
+        "context_files": _artifacts(checkpoint, "P1", "P3", "P4"),
+        "docs_dir": "docs",
+    }
+
+
+def _senior_dev(story: str, talk: Conversation, scenario: Scenario) -> Turn:
+    checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
+    if len(talk.calls) == 1 and not _review_issues(checkpoint):
+        return _write(story, "P4", "skipped", "senior-dev", summary="review clean")
+    if talk.calls and talk.calls[-1][1].get("status") == "skipped":
+        return Turn(text=f"P4 {story} skipped: the review was clean")
+    return _delegating_agent("P4", "senior-dev", "refactor", _refactor_arguments)(story, talk, scenario)
+
+
+def _ux_designer(story: str, talk: Conversation, scenario: Scenario) -> Turn:
+    step, design = len(talk.calls), f"docs/design/{story}-ux.md"
+    checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
+    if step == 0:
+        return _call(f"{TOOL}checkpoint_read", story=story)
+    if step == 1:
+        return _write(story, "P1", "running", "ux-designer")
+    if step == 2:
+        criteria = checkpoint.get("acceptance_criteria") or []
+        lines = [f"# {story} {checkpoint.get('title', '')}: UX", "", "## Flows and states", ""]
+        lines += [f"- {ac['id']}: {ac['text']} -> success message, or an error naming the field" for ac in criteria]
+        lines += ["", "## Errors", "", "Every refusal names the field or item and says what is allowed.", ""]
+        return _call("Write", file_path=f"{talk.working_directory}/{design}", content="\n".join(lines))
+    if step == 3:
+        return _write(story, "P1", "done", "ux-designer", summary="flows, states and errors per AC", artifacts=[design])
+    return Turn(text=f"P1 {story} done: {design}")
+
+
+def _code_reviewer(story: str, talk: Conversation, scenario: Scenario) -> Turn:
+    step = len(talk.calls)
+    checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
+    if step == 0:
+        return _call(f"{TOOL}checkpoint_read", story=story)
+    if step == 1:
+        return _write(story, "P5", "running", "code-reviewer")
+    if step == 2:
+        return _call("Bash", command=test_command(checkpoint, scenario), description="Run the story's tests")
+    round_number = len(checkpoint.get("reviews") or []) + 1
+    review = scenario.review(story, round_number)
+    if step == 3:
+        return _write(
+            story, "P5", "done", "code-reviewer",
+            summary=f"round {round_number}: {review.verdict} {review.score:g}/10",
+            review={"verdict": review.verdict, "score": review.score, "issues": list(review.issues)},
+        )
+    lines = [f"P5 {story} {review.verdict} {review.score:g}/10"] + [f"- {_issue_lines([i])}" for i in review.issues]
+    return Turn(text="\n".join(lines))
+
+
+def _qa_agent(story: str, talk: Conversation, scenario: Scenario) -> Turn:
+    step = len(talk.calls)
+    checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
+    if step == 0:
+        return _call(f"{TOOL}checkpoint_read", story=story)
+    if step == 1:
+        return _write(story, "P6", "running", "qa-agent")
+    if step == 2:
+        return _call("Bash", command=test_command(checkpoint, scenario), description="Run the tests for the ACs")
+    output = talk.result_of("Bash")
+    passed = "OK" in output and "FAILED" not in output
+    criteria = [ac["id"] for ac in checkpoint.get("acceptance_criteria") or []]
+    evidence = f"`{test_command(checkpoint, scenario)}`: {'OK' if passed else 'FAILED'}; the test named after the AC"
+    qa = [{"ac": ac, "result": "pass" if passed else "fail", "evidence": evidence} for ac in criteria]
+    if step == 3:
+        return _write(story, "P6", "done" if passed else "failed", "qa-agent", summary=f"{len(criteria)} ACs checked", qa=qa)
+    return Turn(text=f"P6 {story}: {sum(r['result'] == 'pass' for r in qa)}/{len(qa)} ACs pass")
+
+
+AGENTS: dict[str, Callable[[str, Conversation, Scenario], Turn]] = {
+    "P1": _ux_designer,
+    "P2": _delegating_agent("P2", "test-writer", "write_tests", _tests_arguments),
+    "P3": _delegating_agent("P3", "backend-dev", "implement", _implement_arguments),
+    "P4": _senior_dev,
+    "P5": _code_reviewer,
+    "P6": _qa_agent,
+    "P7": _delegating_agent("P7", "tech-writer", "write_docs", _docs_arguments),
+}
+
+# --- The orchestrator (the /hybrid:pilot command in Agent mode) -----------------------------------
+
+TASKS = {
+    "P1": "Design the UX for story {story}.",
+    "P2": "Write the tests for story {story} through GLM.",
+    "P3": "Implement story {story} through GLM.",
+    "P4": "Refactor story {story} for the review's remaining issues.",
+    "P5": "Review story {story}, review round {round}.",
+    "P6": "Check every acceptance criterion of story {story}.",
+    "P7": "Write the docs for story {story} through GLM.",
+}
+
+
+def _stories(arguments: str) -> list[str]:
+    return [s for s in re.split(r"[,\s]+", arguments) if s and "=" not in s and not s.startswith("--")]
+
+
+def _next_steps(table: str, stories: list[str]) -> dict[str, str]:
+    """story -> its `next` cell, from checkpoint_list's table."""
+    steps = {}
+    for line in table.splitlines():
+        cells = line.split()
+        if len(cells) >= 9 and cells[0] in stories:
+            steps[cells[0]] = " ".join(cells[8:])
+    return steps
+
+
+def _launch(story: str, step: str, rounds_done: int) -> tuple[str, dict[str, Any]]:
+    found = NEXT_STEP.match(step)
+    assert found, step
+    phase, agent = found.group("phase"), found.group("agent")
+    task = TASKS[phase].format(story=story, round=rounds_done + 1)
+    if phase == "P3" and found.group("iteration"):
+        task += " Fix the issues of the latest review (they are in the checkpoint)."
+    prompt = f"[story {story} {phase}] {task}"
+    return "Agent", {"description": f"{phase} {story}", "prompt": prompt, "subagent_type": f"hybrid:{agent}", "run_in_background": False}
+
+
+def _orchestrator(talk: Conversation, scenario: Scenario, arguments: str) -> Turn:
+    stories = _stories(arguments)
+    last = talk.calls[-1][0] if talk.calls else None
+    if last is None or last == "Agent" or last == f"{TOOL}checkpoint_write":
+        return _call(f"{TOOL}checkpoint_list", stories=",".join(stories))
+    if last == "Bash":
+        report = talk.calls[-1][2].strip().splitlines()
+        return Turn(text="Pilot finished (simulated models).\n" + "\n".join(report[:12]))
+    steps = _next_steps(talk.calls[-1][2], stories)
+    reviews = {s: sum(1 for name, args, _ in talk.calls if name == "Agent" and args["prompt"].startswith(f"[story {s} P5]")) for s in stories}
+    exhausted = [
+        s for s, step in steps.items()
+        if step.startswith("P3") and reviews.get(s, 0) >= scenario.max_review_rounds
+    ]
+    if exhausted:
+        story = exhausted[0]
+        return _write(story, "P5", "failed", "code-reviewer", summary=f"review rounds exhausted ({scenario.max_review_rounds})")
+    launches = tuple(_launch(s, step, reviews.get(s, 0)) for s, step in steps.items() if NEXT_STEP.match(step))
+    if launches:
+        return Turn(text="Launching the next phase for each story.", tool_calls=launches)
+    hybrid = HYBRID_CLI.search("\n".join(talk.first_user))
+    command = f'"{hybrid.group(1) if hybrid else "hybrid"}" report --stories {",".join(stories)}'
+    return _call("Bash", command=command, description="Cost and quality report")
+
+
+# --- The brain ----------------------------------------------------------------------------------
+
+
+def brain_for(scenario: Scenario) -> Callable[[dict[str, Any]], Turn]:
+    def brain(body: dict[str, Any]) -> Turn:
+        talk = Conversation.of(body)
+        prefix = talk.prefix()
+        if prefix:
+            story, phase = prefix.group("story"), prefix.group("phase")
+            turn = AGENTS[phase](story, talk, scenario)
+            if not talk.calls:  # the phase's own work time, when a scenario sets one
+                turn = Turn(turn.text, turn.tool_calls, scenario.phase_delay_s.get((story, phase), 0.0))
+            return turn
+        command = talk.command()
+        if command:
+            return _orchestrator(talk, scenario, command[1])
+        return Turn(text="(simulated model) Nothing to do here.")
+
+    return brain
+
+
+def label(body: dict[str, Any]) -> str:
+    """Who a request was from: `story phase`, `orchestrator` or `other`, for the records."""
+    talk = Conversation.of(body)
+    prefix = talk.prefix()
+    if prefix:
+        return f"{prefix.group('story')} {prefix.group('phase')}"
+    return "orchestrator" if talk.command() else "other"

@@ -1,0 +1,54 @@
+"""The end-to-end tests drive the real, pinned Claude Code CLI (node_modules/.bin/claude,
+installed by the README's install command) against loopback fakes, with HOME in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_server.demo.run import CLI_VERSION, cli_version
+from tests.support import REPO
+
+CLAUDE = REPO / "node_modules" / ".bin" / "claude"
+
+
+@pytest.fixture(scope="session")
+def claude() -> str:
+    if not CLAUDE.exists():
+        pytest.fail(f"{CLAUDE} is missing: run the README's install command (npm ci installs the pinned CLI)")
+    assert cli_version(str(CLAUDE)) == CLI_VERSION
+    return str(CLAUDE)
+
+
+def session_env(home: Path, anthropic_url: str, glm_url: str | None = None, **extra: str) -> dict[str, str]:
+    """A clean environment: no key or setting of the developer's leaks into the session."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC", "CLAUDE", "HYBRID", "ZAI", "GLM_"))}
+    env.update(
+        HOME=str(home),
+        ANTHROPIC_BASE_URL=anthropic_url,
+        ANTHROPIC_API_KEY="fake-anthropic-key",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_TELEMETRY="1",
+    )
+    if glm_url:
+        env.update(ZAI_API_KEY="fake-glm-key", HYBRID_GLM_BASE_URL=glm_url, HYBRID_PYTHON=sys.executable)
+    env.update(extra)
+    return env
+
+
+def ledger(project: Path) -> list[dict]:
+    with sqlite3.connect(project / ".claude" / "hybrid" / "usage.db") as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(row) for row in conn.execute("SELECT * FROM usage ORDER BY id")]
+
+
+def clean_copy(destination: Path) -> Path:
+    """The repository as a user clones it: no venv, no node_modules, no caches."""
+    shutil.copytree(REPO, destination, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", "__pycache__", ".pytest_cache", ".hypothesis", "*.egg-info", ".hybrid-data"))
+    return destination

@@ -1,0 +1,59 @@
+"""The plugin as a user gets it: validated, added as a marketplace, installed, and started.
+
+The installed copy has no Python environment; its MCP server must build one on first start
+(in ${CLAUDE_PLUGIN_DATA}) and answer a tool call in the same session.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from mcp_server.demo.run import run_session
+from tests.e2e.conftest import clean_copy, session_env
+from tests.fakes.fake_anthropic import AnthropicSim, Turn
+from tests.support import REPO, make_project
+from mcp_server.demo.script import Conversation
+
+CHECKPOINT_LIST = "mcp__plugin_hybrid_glm__checkpoint_list"
+
+
+def test_plugin_validate_strict_passes(claude, tmp_path):
+    done = subprocess.run([claude, "plugin", "validate", "--strict", str(REPO)], capture_output=True, text=True,
+                          env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert done.returncode == 0 and "Validation passed" in done.stdout, done.stdout + done.stderr
+
+
+def test_always_on_context_stays_small(claude, tmp_path):
+    done = subprocess.run([claude, "--plugin-dir", str(REPO), "plugin", "details", "hybrid"], capture_output=True,
+                          text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
+    line = next(line for line in done.stdout.splitlines() if "Always-on" in line)
+    assert int(line.split("~")[1].split()[0]) <= 600, line
+
+
+def test_marketplace_install_then_a_session_bootstraps_the_server(claude, tmp_path):
+    home, source = tmp_path / "home", clean_copy(tmp_path / "hybrid-orchestrator")
+    home.mkdir()
+    cli_env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    for command in (["plugin", "marketplace", "add", str(source)], ["plugin", "install", "hybrid@hybrid-orchestrator"]):
+        done = subprocess.run([claude, *command], capture_output=True, text=True, env=cli_env, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    installed = home / ".claude" / "plugins" / "cache" / "hybrid-orchestrator" / "hybrid" / "0.1.0"
+    assert (installed / "bin" / "hybrid-mcp").is_file() and not (installed / ".venv").exists()
+
+    def brain(body):
+        talk = Conversation.of(body)
+        if not talk.calls:
+            return Turn(tool_calls=((CHECKPOINT_LIST, {"stories": "01.2"}),))
+        return Turn(text="listed:\n" + talk.calls[-1][2])
+
+    project = make_project(tmp_path / "project")
+    with AnthropicSim(brain) as anthropic:
+        # No HYBRID_PYTHON: the installed copy must build its own environment.
+        run = run_session(claude, project, "list the stories", session_env(home, anthropic.base_url),
+                          plugin_dir=None, allowed_tools=CHECKPOINT_LIST, timeout_s=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "01.2" in run.result["result"] and "P1 ux-designer" in run.result["result"], run.result
+    data = home / ".claude" / "plugins" / "data"
+    stamps = list(data.glob("*/venv/.hybrid-stamp"))
+    assert len(stamps) == 1, list(data.rglob("*"))[:20]
+    assert (project / ".claude" / "checkpoints" / "01.2.yaml").is_file()

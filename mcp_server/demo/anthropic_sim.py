@@ -51,6 +51,7 @@ class AnthropicSim:
     label_of: Callable[[dict[str, Any]], str] = lambda body: ""
     served: list[Served] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -92,7 +93,13 @@ class AnthropicSim:
                 if not self.path.startswith("/v1/messages"):
                     self._json({"type": "error", "error": {"type": "not_found_error", "message": self.path}}, 404)
                     return
-                turn, served = sim._answer(body)
+                try:
+                    turn, served = sim._answer(body)
+                except Exception as error:  # a broken script must fail the session at once, not be retried
+                    sim.errors.append(f"{type(error).__name__}: {error}")
+                    message = f"simulated model failed: {type(error).__name__}: {error}"
+                    self._json({"type": "error", "error": {"type": "invalid_request_error", "message": message}}, 400)
+                    return
                 if turn.delay_s:
                     time.sleep(turn.delay_s)
                 self._stream(turn, served)

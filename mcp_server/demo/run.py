@@ -146,6 +146,9 @@ def session_environment(home: Path, anthropic_url: str, glm_url: str, extra: dic
         ZAI_API_KEY="simulated",
         HYBRID_GLM_BASE_URL=glm_url,
         HYBRID_PYTHON=sys.executable,  # the interpreter running this has every dependency
+        # Claude Code runs at most min(16, CPUs - 2) workflow agents at once; a small machine
+        # would run the three stories one or two at a time.
+        CLAUDE_CODE_WORKFLOW_MAX_CONCURRENT_AGENTS="4",
     )
     env.update(extra or {})
     return env

@@ -18,13 +18,15 @@ from typing import Any, Callable
 import yaml
 
 from mcp_server.demo.anthropic_sim import Turn
+from mcp_server.usage.transcripts import parse_prefix
 
 TOOL = "mcp__plugin_hybrid_glm__"
-PREFIX = re.compile(r"^\s*\[story (?P<story>[A-Za-z0-9][A-Za-z0-9._-]{0,63}) (?P<phase>P[1-7])\]")
-COMMAND = re.compile(r"<command-name>/hybrid:(?P<name>pilot|resume)</command-name>")
+COMMAND = re.compile(r"<command-name>/hybrid:(?P<name>pilot|resume|pilot-agents)</command-name>")
 COMMAND_ARGS = re.compile(r"<command-args>(?P<args>.*?)</command-args>", re.DOTALL)
 HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" report')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
 WORKING_DIRECTORY = re.compile(r"Primary working directory: (?P<path>[^\n\\]+)")
+WORKFLOW_DONE = re.compile(r"<task-notification>|background-task event", re.IGNORECASE)
+WORK_STEP = 2  # every agent: 0 read the checkpoint, 1 mark running, 2 do the work
 NEXT_STEP = re.compile(r"^(?P<phase>P[1-7]) (?P<agent>[a-z-]+)(?: \(iteration (?P<iteration>\d+)\))?")
 
 
@@ -78,6 +80,8 @@ class Conversation:
     first_user: list[str]
     calls: list[tuple[str, dict[str, Any], str]]  # every earlier tool call: name, input, result text
     working_directory: str = "."
+    structured_output: bool = False  # a workflow's agent(…, {schema}) offers the StructuredOutput tool
+    last_user: str = ""
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> "Conversation":
@@ -98,10 +102,13 @@ class Conversation:
             if block.get("type") == "tool_use"
         ]
         where = WORKING_DIRECTORY.search(json.dumps(messages, ensure_ascii=False))
-        return cls(first, calls, where.group("path").strip() if where else ".")
+        tools = {tool.get("name") for tool in body.get("tools") or []}
+        last = "\n".join(_text(b) for b in _blocks(users[-1])) if users else ""
+        return cls(first, calls, where.group("path").strip() if where else ".", "StructuredOutput" in tools, last)
 
-    def prefix(self) -> re.Match[str] | None:
-        return next((m for m in (PREFIX.match(text) for text in self.first_user) if m), None)
+    def prefix(self) -> tuple[str, str] | None:
+        """(story, phase) of an agent's `[story <id> <phase>]` prompt; the hooks read it the same way."""
+        return next((found for found in map(parse_prefix, self.first_user) if found), None)
 
     def command(self) -> tuple[str, str] | None:
         joined = "\n".join(self.first_user)
@@ -135,8 +142,8 @@ def _json(text: str) -> dict[str, Any]:
 # --- The agents ---------------------------------------------------------------------------------
 
 
-def _call(name: str, **arguments: Any) -> Turn:
-    return Turn(tool_calls=((name, arguments),))
+def _call(tool: str, **arguments: Any) -> Turn:
+    return Turn(tool_calls=((tool, arguments),))
 
 
 def _write(story: str, phase: str, status: str, agent: str, **extra: Any) -> Turn:
@@ -286,6 +293,9 @@ def _code_reviewer(story: str, talk: Conversation, scenario: Scenario) -> Turn:
             summary=f"round {round_number}: {review.verdict} {review.score:g}/10",
             review={"verdict": review.verdict, "score": review.score, "issues": list(review.issues)},
         )
+    verdict = {"verdict": review.verdict, "score": review.score, "issues": list(review.issues)}
+    if step == 4 and talk.structured_output:  # a workflow asked for the verdict as data
+        return _call("StructuredOutput", **verdict)
     lines = [f"P5 {story} {review.verdict} {review.score:g}/10"] + [f"- {_issue_lines([i])}" for i in review.issues]
     return Turn(text="\n".join(lines))
 
@@ -306,6 +316,9 @@ def _qa_agent(story: str, talk: Conversation, scenario: Scenario) -> Turn:
     qa = [{"ac": ac, "result": "pass" if passed else "fail", "evidence": evidence} for ac in criteria]
     if step == 3:
         return _write(story, "P6", "done" if passed else "failed", "qa-agent", summary=f"{len(criteria)} ACs checked", qa=qa)
+    if step == 4 and talk.structured_output:
+        results = [{"id": r["ac"], "pass": r["result"] == "pass", "evidence": r["evidence"]} for r in qa]
+        return _call("StructuredOutput", ac_results=results)
     return Turn(text=f"P6 {story}: {sum(r['result'] == 'pass' for r in qa)}/{len(qa)} ACs pass")
 
 
@@ -357,10 +370,55 @@ def _launch(story: str, step: str, rounds_done: int) -> tuple[str, dict[str, Any
     return "Agent", {"description": f"{phase} {story}", "prompt": prompt, "subagent_type": f"hybrid:{agent}", "run_in_background": False}
 
 
-def _orchestrator(talk: Conversation, scenario: Scenario, arguments: str) -> Turn:
-    stories = _stories(arguments)
+def _report(talk: Conversation, stories: list[str]) -> Turn:
+    hybrid = HYBRID_CLI.search("\n".join(talk.first_user))
+    command = f'"{hybrid.group(1) if hybrid else "hybrid"}" report --stories {",".join(stories)}'
+    return _call("Bash", command=command, description="Cost and quality report")
+
+
+def _resume_args(table: str, stories: list[str]) -> dict[str, Any]:
+    """What /hybrid:resume passes the workflow: per unfinished story, the phases done or skipped."""
+    unfinished, resume = [], {}
+    for line in table.splitlines():
+        cells = line.split()
+        if len(cells) < 9 or cells[0] not in stories:
+            continue
+        story, marks, step = cells[0], cells[1:8], " ".join(cells[8:])
+        if step == "done":
+            continue
+        unfinished.append(story)
+        done = [f"P{n + 1}" for n, mark in enumerate(marks) if mark[:1] in ("✓", "–")]
+        review_round = int(marks[4][1:]) if marks[4][1:].isdigit() else 1
+        resume[story] = {"done": done, "round": review_round}
+    return {"stories": unfinished, "resume": resume}
+
+
+def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str, stories: list[str]) -> Turn:
     last = talk.calls[-1][0] if talk.calls else None
-    if last is None or last == "Agent" or last == f"{TOOL}checkpoint_write":
+    if last == "Bash":
+        report = talk.calls[-1][2].strip().splitlines()
+        return Turn(text="Pilot finished (simulated models).\n" + "\n".join(report[:12]))
+    if WORKFLOW_DONE.search(talk.last_user):
+        return _report(talk, stories)
+    if last == "Workflow":
+        return Turn(text="The pilot workflow is running; its result arrives as a notification.")
+    if command == "resume" and last != f"{TOOL}checkpoint_list":
+        return _call(f"{TOOL}checkpoint_list", stories=",".join(stories))
+    args: dict[str, Any] = {"stories": stories, "max_review_rounds": scenario.max_review_rounds}
+    if command == "resume":
+        args.update(_resume_args(talk.calls[-1][2], stories))
+        args["max_review_rounds"] = scenario.max_review_rounds
+    return _call("Workflow", name="hybrid:pilot", args=args)
+
+
+def _orchestrator(talk: Conversation, scenario: Scenario, command: str, arguments: str) -> Turn:
+    stories = _stories(arguments)
+    if "--no-workflow" in arguments and not talk.calls:  # the pilot workflow's own command says so
+        return _call("Skill", skill="hybrid:pilot-agents", args=arguments)
+    if "--no-workflow" not in arguments and command != "pilot-agents":
+        return _workflow_orchestrator(talk, scenario, command, stories)
+    last = talk.calls[-1][0] if talk.calls else None
+    if last in (None, "Skill", "Agent", f"{TOOL}checkpoint_write"):
         return _call(f"{TOOL}checkpoint_list", stories=",".join(stories))
     if last == "Bash":
         report = talk.calls[-1][2].strip().splitlines()
@@ -377,9 +435,7 @@ def _orchestrator(talk: Conversation, scenario: Scenario, arguments: str) -> Tur
     launches = tuple(_launch(s, step, reviews.get(s, 0)) for s, step in steps.items() if NEXT_STEP.match(step))
     if launches:
         return Turn(text="Launching the next phase for each story.", tool_calls=launches)
-    hybrid = HYBRID_CLI.search("\n".join(talk.first_user))
-    command = f'"{hybrid.group(1) if hybrid else "hybrid"}" report --stories {",".join(stories)}'
-    return _call("Bash", command=command, description="Cost and quality report")
+    return _report(talk, stories)
 
 
 # --- The brain ----------------------------------------------------------------------------------
@@ -390,14 +446,16 @@ def brain_for(scenario: Scenario) -> Callable[[dict[str, Any]], Turn]:
         talk = Conversation.of(body)
         prefix = talk.prefix()
         if prefix:
-            story, phase = prefix.group("story"), prefix.group("phase")
+            story, phase = prefix
             turn = AGENTS[phase](story, talk, scenario)
-            if not talk.calls:  # the phase's own work time, when a scenario sets one
+            # The phase's own work time, when a scenario sets one: spent on the agent's work step
+            # (after it read its checkpoint and marked itself running), as a real agent thinks there.
+            if len(talk.calls) == WORK_STEP:
                 turn = Turn(turn.text, turn.tool_calls, scenario.phase_delay_s.get((story, phase), 0.0))
             return turn
         command = talk.command()
         if command:
-            return _orchestrator(talk, scenario, command[1])
+            return _orchestrator(talk, scenario, *command)
         return Turn(text="(simulated model) Nothing to do here.")
 
     return brain
@@ -408,5 +466,5 @@ def label(body: dict[str, Any]) -> str:
     talk = Conversation.of(body)
     prefix = talk.prefix()
     if prefix:
-        return f"{prefix.group('story')} {prefix.group('phase')}"
+        return " ".join(prefix)
     return "orchestrator" if talk.command() else "other"

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from mcp_server.ledger import UsageRow
 
 # The prompt prefix the orchestrator puts on every agent prompt: "[story 01.2 P3] ...".
-PREFIX_RE = re.compile(r"^\s*\[story ([A-Za-z0-9][A-Za-z0-9._-]{0,63}) (P[1-7])\]")
+# At the start of a line, not only of the text: a workflow agent's prompt arrives after the
+# harness's preamble ("... The computed task text follows:\n  [story 01.2 P1] ...").
+PREFIX_RE = re.compile(r"^\s*\[story ([A-Za-z0-9][A-Za-z0-9._-]{0,63}) (P[1-7])\]", re.MULTILINE)
 CHUNK_BYTES = 8 << 20
 SYNTHETIC_MODEL = "<synthetic>"
 # A slash command is logged as a wrapper line, then its expanded text as the next user line.
@@ -73,7 +75,7 @@ def parse_prefix(text: str | None) -> tuple[str, str] | None:
     """(story, phase) from a "[story <id> <P1-P7>]" prompt prefix, or None."""
     if not text:
         return None
-    match = PREFIX_RE.match(text)
+    match = PREFIX_RE.search(text)
     return (match.group(1), match.group(2)) if match else None
 
 

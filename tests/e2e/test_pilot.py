@@ -1,4 +1,5 @@
-"""/hybrid:pilot in the real Claude Code CLI: agents, MCP tools, checkpoints, hooks and ledger.
+"""/hybrid:pilot --no-workflow in the real Claude Code CLI: the Agent-call orchestration, with the
+agents, MCP tools, checkpoints, hooks and ledger. (The workflow mode: test_workflow.py.)
 
 The scripted fake model plays the orchestrator and the agents by the plugin's own instructions;
 the fake GLM returns the example's real code. What is asserted are the real files, the real
@@ -39,7 +40,7 @@ def pilot(claude, tmp_path_factory):
 
     scenario = Scenario(reviews={"01.3": [CHANGES, Review("APPROVED", 9)]})
     with fake_claude(scenario) as anthropic, FakeGlm(responder=glm_responder) as glm:
-        run = run_session(claude, project, f"/hybrid:pilot {','.join(STORIES)}",
+        run = run_session(claude, project, f"/hybrid:pilot {','.join(STORIES)} --no-workflow",
                           session_env(tmp_path_factory.mktemp("home"), anthropic.base_url, glm.base_url), timeout_s=900)
     assert run.returncode == 0, run.stderr[-3000:]
     return {"project": project, "run": run, "claude": reported_usage(anthropic), "glm": glm_reported}
@@ -49,6 +50,11 @@ def checkpoint(project: Path, story: str) -> tuple[dict, list[str]]:
     text = (project / ".claude" / "checkpoints" / f"{story}.yaml").read_text()
     history = [line for line in text.splitlines() if line[:2] in {f"P{n}" for n in range(1, 8)} and line[2] == ":"]
     return yaml.safe_load(text), history
+
+
+def test_the_orchestrator_launched_the_agents_itself_round_by_round(pilot):
+    orchestrator_turns = sum(1 for reported in pilot["claude"].values() if reported.label == "orchestrator")
+    assert orchestrator_turns >= 2 * 7  # a checkpoint_list and a launch per round, then the report
 
 
 def test_glm_wrote_the_code_and_the_story_tests_pass(pilot):

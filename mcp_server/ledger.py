@@ -266,6 +266,10 @@ class Ledger:
         )
         return cursor.rowcount
 
+    def known_transcripts(self) -> list[tuple[str, str | None]]:
+        """(path, session_id) of every transcript a hook has read."""
+        return self._connection().execute("SELECT path, session_id FROM transcript_cursor").fetchall()
+
     def session_started_at(self, session_id: str) -> str | None:
         """The earliest ``ts`` recorded for a Claude Code session, or None."""
         row = self._connection().execute(

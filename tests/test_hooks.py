@@ -674,3 +674,27 @@ def test_hooks_import_only_the_stdlib_ledger_and_usage(session):
 
 def test_usage_package_init_stays_empty():
     assert (REPO / "mcp_server" / "usage" / "__init__.py").read_text().strip() == ""
+
+
+def test_a_session_killed_before_its_stop_is_caught_up_by_the_next_sessions_stop(session):
+    """The first session's SubagentStop read one agent; then the CLI was killed: its main
+    transcript and a second agent were never read. The next session's Stop reads them."""
+    killed, later = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+    for agent, tag in (("a1", "k1"), ("a2", "k2")):
+        path = session.agent_path(killed, agent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(agent_lines(CAPTURED_AGENTS[0], agent=agent, session=killed, tag=tag, prompt="[story 01.2 P3] go")))
+    session.main_path(killed).write_text("".join(main_lines(killed, "k")))
+    assert run_hook(session, "subagent-stop", session.payload(
+        "SubagentStop", killed, agent_id="a1", agent_transcript_path=str(session.agent_path(killed, "a1")))) == 0
+    assert sum(t["calls"] for t in totals(session).values()) == 2
+
+    session.main_path(later).write_text("".join(main_lines(later, "l")))
+    assert run_hook(session, "stop", session.payload("Stop", later)) == 0
+    counted = totals(session)
+    # killed: 2 agents x 2 messages + 2 main-loop messages; later: 2 main-loop messages
+    assert sum(t["calls"] for t in counted.values()) == 8
+    assert totals(session, story="01.2", phase="P3")["claude-haiku-5-5"]["calls"] == 4
+    before = snapshot(session)
+    assert run_hook(session, "stop", session.payload("Stop", later)) == 0
+    assert snapshot(session) == before  # read once, counted once

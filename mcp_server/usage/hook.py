@@ -4,7 +4,8 @@ Actions:
 - ``subagent-stop`` (SubagentStop): the agent's transcript, from its cursor, into the ledger.
 - ``stop`` / ``session-end`` (Stop, SessionEnd): a catch-up pass over the session's main
   transcript and every subagent transcript, each from its cursor. This picks up the lines a
-  subagent wrote after its SubagentStop had run.
+  subagent wrote after its SubagentStop had run. Stop also catches up the project's other
+  recent sessions the ledger knows of, in case one was killed before its own Stop ran.
 - ``phase`` (PostToolUse on the checkpoint tool): remembers the phase an agent marked running,
   the attribution fallback for prompts without a ``[story <id> <phase>]`` prefix.
 - ``budget`` (PreToolUse on Agent and the GLM tools): the budget guard. With no budget
@@ -42,6 +43,9 @@ PROJECT_CONFIG = Path(".claude") / "hybrid.yaml"
 STOP_SECONDS = 6.0
 SESSION_END_SECONDS = 0.8
 BUDGET_CATCH_UP_SECONDS = 2.0
+# A session killed before its Stop hook (a crash, a kill -9) is read by the next session's Stop.
+EARLIER_SESSIONS_MAX = 5
+EARLIER_SESSIONS_MAX_AGE_S = 48 * 3600
 GUARD_TIMEOUT_SECONDS = 6.0
 
 GLM_TOOL_PREFIX = "mcp__plugin_hybrid_glm__"
@@ -306,11 +310,43 @@ def catch_up(ledger: Ledger, payload: Mapping, *, seconds: float) -> list[Pass]:
     return passes
 
 
-def _catch_up_action(action: str, event: str, seconds: float) -> Callable[..., int]:
+def unfinished_sessions(ledger: Ledger, current_main: str, current_session: str) -> list[tuple[str, str]]:
+    """(main transcript, session id) of this project's other recent sessions that the ledger
+    knows of, newest first: a session killed before its Stop hook left lines nobody read."""
+    folder, mains = os.path.dirname(current_main), {}
+    for path, session_id in ledger.known_transcripts():
+        if not session_id or session_id == current_session:
+            continue
+        marker = os.sep + session_id + os.sep
+        # <folder>/<session>/subagents/.../agent-<id>.jsonl belongs to <folder>/<session>.jsonl
+        main = path.split(marker)[0] + os.sep + session_id + ".jsonl" if marker in path else path
+        if os.path.dirname(main) == folder:
+            mains[session_id] = main
+    recent = []
+    for session_id, main in mains.items():
+        try:
+            modified = os.stat(main).st_mtime
+        except OSError:
+            continue
+        if time.time() - modified < EARLIER_SESSIONS_MAX_AGE_S:
+            recent.append((modified, main, session_id))
+    return [(main, session_id) for _, main, session_id in sorted(recent, reverse=True)[:EARLIER_SESSIONS_MAX]]
+
+
+def _catch_up_action(action: str, event: str, seconds: float, earlier_sessions: bool = False) -> Callable[..., int]:
     def handler(payload: dict, root: Path, env: Mapping[str, str], raw: bytes) -> int:
         ledger = Ledger(ledger_path(root))
+        deadline = time.monotonic() + seconds
         try:
             passes = catch_up(ledger, payload, seconds=seconds)
+            if earlier_sessions:
+                current = (_text(payload, "transcript_path"), _text(payload, "session_id"))
+                for main, session_id in unfinished_sessions(ledger, *current):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    other = {"transcript_path": main, "session_id": session_id}
+                    passes += catch_up(ledger, other, seconds=remaining)
         finally:
             ledger.close()
         _note_bad_lines(root, event, action, passes)
@@ -429,7 +465,7 @@ def budget(payload: dict, root: Path, env: Mapping[str, str], raw: bytes) -> int
 
 HANDLERS: dict[str, Callable[[dict, Path, Mapping[str, str], bytes], int]] = {
     "subagent-stop": subagent_stop,
-    "stop": _catch_up_action("stop", "Stop", STOP_SECONDS),
+    "stop": _catch_up_action("stop", "Stop", STOP_SECONDS, earlier_sessions=True),
     "session-end": _catch_up_action("session-end", "SessionEnd", SESSION_END_SECONDS),
     "phase": phase,
     "budget": budget,

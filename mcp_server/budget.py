@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from mcp_server.delegation.errors import DelegationError
 from mcp_server.ledger import Ledger
@@ -19,27 +20,39 @@ class BudgetExceeded(DelegationError):
 class Spend:
     usd: float
     unpriced_models: tuple[str, ...]
+    by_provider: Mapping[str, float] = field(default_factory=dict)  # "anthropic"/"glm" -> USD
+    by_model: Mapping[tuple[str, str], float | None] = field(default_factory=dict)  # None: unpriced
 
 
 def spend(ledger: Ledger, prices: PriceTable, *, story: str | None = None, since: str | None = None) -> Spend:
-    """Claude and GLM together. Unpriced models are listed, not counted as free."""
-    usd, unpriced = 0.0, []
-    for totals in ledger.totals_by_model(story=story, since=since):
+    """Claude and GLM together. Unpriced models are listed, not counted as free.
+
+    Every row is re-priced from its tokens, per price tier: rows are summed in SQL by
+    (provider, model, tier bucket), so a request's own prompt size picks its tier.
+    """
+    usd, unpriced, by_provider, by_model = 0.0, [], {}, {}
+    rows = ledger.totals_by_bucket(prices.bucket_sql(), story=story, since=since)
+    for provider, model, bucket, prompt, cached, write_5m, write_1h, completion in rows:
         cost = prices.cost(
-            totals.model,
+            model,
             TokenCounts(
-                prompt_tokens=totals.prompt_tokens,
-                cached_tokens=totals.cached_tokens,
-                cache_write_5m_tokens=totals.cache_write_5m_tokens,
-                cache_write_1h_tokens=totals.cache_write_1h_tokens,
-                completion_tokens=totals.completion_tokens,
+                prompt_tokens=prompt or 0,
+                cached_tokens=cached or 0,
+                cache_write_5m_tokens=write_5m or 0,
+                cache_write_1h_tokens=write_1h or 0,
+                completion_tokens=completion or 0,
             ),
+            prompt_size=prices.bucket_prompt_size(bucket),
         )
         if cost is None:
-            unpriced.append(totals.model)
+            if model not in unpriced:
+                unpriced.append(model)
+            by_model[(provider, model)] = None
         else:
             usd += cost
-    return Spend(usd=usd, unpriced_models=tuple(unpriced))
+            by_provider[provider] = by_provider.get(provider, 0.0) + cost
+            by_model[(provider, model)] = (by_model.get((provider, model)) or 0.0) + cost
+    return Spend(usd=usd, unpriced_models=tuple(unpriced), by_provider=by_provider, by_model=by_model)
 
 
 def check_budget(

@@ -11,7 +11,7 @@ from mcp_server.config import load_settings, project_root
 from mcp_server.errors import HybridError
 from mcp_server.budget import spend
 from mcp_server.ledger import Ledger, ledger_path
-from mcp_server.pricing import PriceTable, TokenCounts
+from mcp_server.pricing import PriceTable
 
 
 def _usage(args: argparse.Namespace) -> int:
@@ -22,23 +22,15 @@ def _usage(args: argparse.Namespace) -> int:
         return 1
     settings = load_settings(root)
     ledger, prices = Ledger(path), PriceTable.load(settings.prices)
-    totals = ledger.totals_by_model(story=args.story)
+    total = spend(ledger, prices, story=args.story)  # priced per request tier, as every report is
     print(f"{'provider':<10} {'model':<22} {'calls':>6} {'prompt':>10} {'cached':>10} {'output':>10} {'usd':>10}")
-    for row in totals:
-        tokens = dict(
-            prompt_tokens=row.prompt_tokens,
-            cached_tokens=row.cached_tokens,
-            cache_write_5m_tokens=row.cache_write_5m_tokens,
-            cache_write_1h_tokens=row.cache_write_1h_tokens,
-            completion_tokens=row.completion_tokens,
-        )
-        cost = prices.cost(row.model, TokenCounts(**tokens))
+    for row in ledger.totals_by_model(story=args.story):
+        cost = total.by_model.get((row.provider, row.model))
         shown = "unpriced" if cost is None else f"{cost:.4f}"
         print(
             f"{row.provider:<10} {row.model:<22} {row.calls:>6} {row.prompt_tokens:>10} "
             f"{row.cached_tokens:>10} {row.completion_tokens:>10} {shown:>10}"
         )
-    total = spend(ledger, prices, story=args.story)
     line = f"total: ${total.usd:.4f}"
     if total.unpriced_models:
         line += f" (unpriced, not included: {', '.join(total.unpriced_models)})"
@@ -65,10 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--dir", help="where to put the example project (default: a new temp folder)")
     demo.set_defaults(func=_demo)
+    # `hybrid report ...` is hybrid-monitor; main() hands its arguments over as they are.
+    sub.add_parser("report", add_help=False, help="cost against Claude-only, quality and a verdict (hybrid-monitor's flags)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        from mcp_server.monitor.cli import main as report_main
+
+        return report_main(argv[1:], prog="hybrid report")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from mcp_server.errors import HybridError
 
@@ -68,6 +68,49 @@ class BudgetSettings(_Strict):
     per_run_usd: float | None = Field(default=None, ge=0)
 
 
+class MonitorThresholds(_Strict):
+    ac_pass_rate: float = Field(ge=0, le=100)
+    coverage: float = Field(ge=0, le=100)
+    quality: float = Field(ge=0, le=10)
+    savings: float = Field(le=100)
+
+
+class MonitorRejectBelow(_Strict):
+    ac_pass_rate: float | None = Field(ge=0, le=100)
+    coverage: float | None = Field(ge=0, le=100)
+    quality: float | None = Field(ge=0, le=10)
+    savings: float | None = Field(le=100)
+
+
+BaselineKey = Literal["P1", "P2", "P3", "P4", "P5", "P6", "P7", "other"]
+
+
+class MonitorSettings(_Strict):
+    """hybrid-monitor: verdict thresholds and the Claude-only baseline (data/thresholds.yaml)."""
+
+    thresholds: MonitorThresholds
+    reject_below: MonitorRejectBelow
+    baseline: dict[BaselineKey, str]  # phase -> the Claude model that would have done it
+    run_gap_hours: float = Field(gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_shipped(cls, value: Any) -> Any:
+        """What the project sets, over the shipped data/thresholds.yaml, key by key."""
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            return value  # pydantic reports the wrong type by name
+        return _deep_merge(load_data_yaml("thresholds.yaml"), value)
+
+    @model_validator(mode="after")
+    def _baseline_models(self) -> "MonitorSettings":
+        for key, model in self.baseline.items():
+            if not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model):
+                raise ValueError(f"baseline.{key} must be one model id, e.g. claude-sonnet-5-5")
+        return self
+
+
 class Settings(_Strict):
     glm: GlmSettings
     models: ModelRouting
@@ -77,6 +120,8 @@ class Settings(_Strict):
     budget: BudgetSettings
     # Optional price overrides, same shape as data/prices.yaml's `models`.
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # hybrid-monitor's thresholds and baseline; shipped in data/thresholds.yaml.
+    monitor: MonitorSettings = Field(default_factory=lambda: MonitorSettings.model_validate({}))
     # Filled from the environment only, never from a file.
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     project_root: Path = Field(default=Path("."), exclude=True)

@@ -214,6 +214,26 @@ class Ledger:
         ).fetchall()
         return [ModelTotals(*row) for row in rows]
 
+    def totals_by_bucket(
+        self, bucket_sql: str, *, story: str | None = None, since: str | None = None
+    ) -> list[tuple[str, str, int, int, int, int, int, int]]:
+        """(provider, model, bucket, prompt, cached, write_5m, write_1h, completion) summed per
+        ``bucket_sql``, an SQL expression over a row (the price table's tier of its prompt size)."""
+        clauses, params = [], []
+        if story is not None:
+            clauses.append("story = ?")
+            params.append(story)
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._connection().execute(
+            f"SELECT provider, model, {bucket_sql} AS bucket, SUM(prompt_tokens), SUM(cached_tokens),"
+            " SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(completion_tokens)"
+            f" FROM usage {where} GROUP BY provider, model, bucket ORDER BY provider, model, bucket",
+            params,
+        ).fetchall()
+
     @contextmanager
     def transaction(self):
         """One write transaction (BEGIN IMMEDIATE): a hook run commits all its rows at once."""

@@ -25,7 +25,7 @@ from typing import Mapping
 from mcp_server.budget import spend
 from mcp_server.config import load_settings
 from mcp_server.ledger import Ledger, ledger_path
-from mcp_server.pricing import PriceTable, TokenCounts
+from mcp_server.pricing import PriceTable
 from mcp_server.usage.transcripts import first_timestamp, parse_prefix
 
 GLM_TOOL_PREFIX = "mcp__plugin_hybrid_glm__"
@@ -56,21 +56,9 @@ def story_of(payload: Mapping) -> str | None:
 def split_spend(ledger: Ledger, prices: PriceTable, **query: str) -> SpendSplit:
     """budget.spend() (Claude and GLM together), with the part each provider had in it."""
     total = spend(ledger, prices, **query)
-    by_provider = {"anthropic": 0.0, "glm": 0.0}
-    for totals in ledger.totals_by_model(**query):
-        cost = prices.cost(
-            totals.model,
-            TokenCounts(
-                prompt_tokens=totals.prompt_tokens,
-                cached_tokens=totals.cached_tokens,
-                cache_write_5m_tokens=totals.cache_write_5m_tokens,
-                cache_write_1h_tokens=totals.cache_write_1h_tokens,
-                completion_tokens=totals.completion_tokens,
-            ),
-        )
-        if cost is not None:
-            by_provider[totals.provider] = by_provider.get(totals.provider, 0.0) + cost
-    return SpendSplit(total.usd, by_provider["anthropic"], by_provider["glm"], total.unpriced_models)
+    return SpendSplit(
+        total.usd, total.by_provider.get("anthropic", 0.0), total.by_provider.get("glm", 0.0), total.unpriced_models
+    )
 
 
 def run_started_at(ledger: Ledger, payload: Mapping) -> str | None:

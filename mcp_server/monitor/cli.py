@@ -1,0 +1,158 @@
+"""`hybrid-monitor` (also `hybrid report`): the seed's flags, plus --json, --since/--until,
+--project and --prices. ``main(argv) -> int``: 0 done, 1 nothing to report on yet, 2 a bad
+argument or setting. Errors are one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from mcp_server.config import ConfigError, load_settings, project_root
+from mcp_server.ledger import LEDGER_RELATIVE
+from mcp_server.monitor.load import MonitorArgumentError, MonitorInputError, load_input, parse_bound
+from mcp_server.monitor.report import build_report, to_json, unpriced_baseline
+from mcp_server.pricing import PriceTable, PriceTableError
+
+ACTIONS = ("report", "dashboard", "all")
+DEFAULT_DASHBOARD = LEDGER_RELATIVE.parent / "dashboard.html"
+DIR_NAMES = {"report": "hybrid-report", "dashboard": "hybrid-dashboard"}
+KNOWN_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".json")
+
+
+class UsageProblem(Exception):
+    """A flag or file that cannot be used: exit 2."""
+
+
+def build_parser(prog: str = "hybrid-monitor") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Cost against Claude-only, quality and a verdict for stories run through the hybrid pipeline.",
+        epilog="Method: docs/cost-method.md. Dashboard and flags: docs/monitor.md.",
+    )
+    parser.add_argument("--stories", help="comma-separated story ids, e.g. 01.2,01.3 (default: every story with a checkpoint)")
+    parser.add_argument("--action", choices=ACTIONS, default="report",
+                        help="report: Markdown (JSON with --json); dashboard: one self-contained HTML file; all: both")
+    parser.add_argument("--output", help=(
+        "report/dashboard: the file to write. all: a directory (existing, or ending in /) that gets "
+        "hybrid-report.md and hybrid-dashboard.html, else a stem: STEM.md and STEM.html (a .md/.html/.json "
+        "suffix is dropped). Default: the report to stdout, the dashboard to .claude/hybrid/dashboard.html"
+    ))
+    parser.add_argument("--json", action="store_true", help="the report as JSON (machine-readable totals) instead of Markdown")
+    parser.add_argument("--since", help="only ledger usage from this date/time on (YYYY-MM-DD or ISO 8601; UTC when no zone)")
+    parser.add_argument("--until", help="only ledger usage before this date/time (a bare date: up to the end of that day)")
+    parser.add_argument("--project", help="the project directory (default: $CLAUDE_PROJECT_DIR, else the current directory)")
+    parser.add_argument("--prices", help="a YAML price file (prices.yaml's shape: models: {id: {input, output, ...}}) over the shipped prices and your overrides")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="parse every checkpoint again; neither read nor write .claude/hybrid/monitor-cache.json")
+    return parser
+
+
+def _stories(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    stories = [part.strip() for part in text.split(",") if part.strip()]
+    return stories or None  # `--stories ""` (an empty /hybrid:report argument) means every story
+
+
+def _price_rows(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageProblem(f"--prices {path}: cannot be read ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        raise UsageProblem(f"--prices {path}: not valid YAML ({error})") from None
+    rows = loaded.get("models", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(rows, dict) or not all(isinstance(v, dict) for v in rows.values()):
+        raise UsageProblem(f"--prices {path}: expected `models:` with one mapping per model id (see mcp_server/data/prices.yaml)")
+    return rows
+
+
+def _targets(args: argparse.Namespace, root: Path) -> dict[str, Path | None]:
+    """Where each output goes; None: stdout."""
+    report_suffix = ".json" if args.json else ".md"
+    out = args.output
+    if args.action == "report":
+        return {"report": Path(out) if out else None}
+    if args.action == "dashboard":
+        return {"dashboard": Path(out) if out else root / DEFAULT_DASHBOARD}
+    if not out:
+        return {"report": None, "dashboard": root / DEFAULT_DASHBOARD}
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", "\\")):
+        return {"report": path / f"{DIR_NAMES['report']}{report_suffix}", "dashboard": path / f"{DIR_NAMES['dashboard']}.html"}
+    stem = path.with_suffix("") if path.suffix.lower() in KNOWN_SUFFIXES else path
+    return {"report": Path(f"{stem}{report_suffix}"), "dashboard": Path(f"{stem}.html")}
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageProblem(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def run(args: argparse.Namespace, stdout=None, stderr=None) -> int:
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    root = Path(args.project).resolve() if args.project else project_root()
+    if not root.is_dir():
+        raise UsageProblem(f"--project {root}: no such directory")
+    settings = load_settings(root)
+    overrides = {**settings.prices, **_price_rows(args.prices)}
+    prices = PriceTable.load(overrides)
+    problems = unpriced_baseline(prices, settings.monitor)
+    if problems:
+        raise UsageProblem(
+            f"the Claude-only baseline needs a price for {'; '.join(problems)} "
+            "(add it under `prices:` in .claude/hybrid.yaml, or pick a priced model)"
+        )
+    since = parse_bound(args.since) if args.since else None
+    until = parse_bound(args.until, end=True) if args.until else None
+    if since and until and since >= until:
+        raise UsageProblem(f"--since {args.since} is not before --until {args.until}")
+    data = load_input(root, prices, stories=_stories(args.stories), since=since, until=until, use_cache=not args.no_cache)
+    report = build_report(data, prices, settings.monitor)
+    targets = _targets(args, root)
+    if "report" in targets:
+        if args.json:
+            text = json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
+        else:
+            from mcp_server.monitor.render_md import render
+
+            text = render(report)
+        if targets["report"] is None:
+            stdout.write(text)
+        else:
+            _write(targets["report"], text)
+            print(f"report: {targets['report']}", file=stderr)
+    if "dashboard" in targets:
+        from mcp_server.monitor.dashboard import render_dashboard
+
+        html = render_dashboard(report)
+        _write(targets["dashboard"], html)
+        print(f"dashboard: {targets['dashboard']} ({len(html.encode('utf-8')):,} bytes)", file=stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "hybrid-monitor") -> int:
+    args = build_parser(prog).parse_args(argv)
+    try:
+        return run(args)
+    except MonitorInputError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 1
+    except (UsageProblem, MonitorArgumentError, ConfigError, PriceTableError) as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The Markdown report, in the seed's shape: the headline block first, then the tables."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Iterable, Sequence
+
+from mcp_server.monitor.report import (
+    CLAUDE,
+    GLM,
+    ORCHESTRATION,
+    Money,
+    Report,
+    StoryRow,
+    money_text,
+    pct_text,
+    stories,
+)
+
+NO_DATA = "no data"
+HEADLINE_STORIES = 20
+BREAK = "  "  # a Markdown hard line break, so the headline keeps one figure per line
+MARKS = {"pass": "✓", "fail": "✗", "reject": "✗ hard gate:", "missing": "?"}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return NO_DATA
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def cell_usd(value: Decimal | None, has_data: bool = True, unpriced: Iterable[str] = ()) -> str:
+    if not has_data or value is None:
+        return NO_DATA
+    text = money_text(value, 4)
+    return text + (" + unpriced" if list(unpriced) else "")
+
+
+def _stories_line(stories: Sequence[str]) -> str:
+    if len(stories) <= HEADLINE_STORIES:
+        return ", ".join(stories)
+    return f"{len(stories)} stories ({', '.join(stories[:HEADLINE_STORIES])}, …)"
+
+
+def headline(report: Report) -> list[str]:
+    total, q = report.total, report.quality
+    if total.has_data:
+        cost = f"Total Cost: {money_text(total.total)} (Claude {money_text(total.claude)} + GLM {money_text(total.glm)})"
+        base = f"vs Claude-Only: {money_text(total.baseline)}¹"
+        savings = f"Savings: {money_text(total.savings)} ({pct_text(total.savings_pct)})"
+    else:
+        cost, base, savings = f"Total Cost: {NO_DATA}", f"vs Claude-Only: {NO_DATA}¹", f"Savings: {NO_DATA}"
+    if total.unpriced:
+        cost += f" + unpriced ({', '.join(sorted(total.unpriced))})"
+    ac = f"AC Pass Rate: {pct_text(q['ac_pass_rate'])}"
+    if q["acs"]:
+        ac += f" ({q['acs_passed']}/{q['acs']} ACs; {q['stories_all_pass']}/{q['stories_with_qa']} stories)"
+    if q["stories_with_qa"] < q["stories"]:
+        ac += f"; no QA results: {stories(q['stories'] - q['stories_with_qa'])}"
+    coverage = f"Test Coverage: {pct_text(q['coverage_avg'])}"
+    if q["coverage_avg"] is not None:
+        coverage += f" avg (min {pct_text(q['coverage_min'])}; {q['stories_with_coverage']}/{q['stories']} stories)"
+    quality = "Code Quality: " + (NO_DATA if q["quality_avg"] is None else f"{q['quality_avg']:g}/10 avg")
+    if q["quality_avg"] is not None:
+        quality += f" (min {q['quality_min']:g}; {q['review_rounds_avg']:g} review rounds per story)"
+    return [
+        "# Hybrid AI Batch Report",
+        "",
+        f"Stories: {_stories_line(report.stories)}{BREAK}",
+        f"{cost}{BREAK}",
+        f"{base}{BREAK}",
+        savings,
+        "",
+        "Quality:",
+        f"- {ac}",
+        f"- {coverage}",
+        f"- {quality}",
+        "",
+        report.verdict_line,
+        "",
+        "Reasons:",
+        *(f"- {MARKS[check.outcome]} {check.text}" for check in report.checks),
+    ]
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return lines
+
+
+def _tokens(money: Money, which: str) -> str:
+    tally = money.tokens[which]
+    if not tally.calls:
+        return "–"
+    return f"{tally.prompt:,} / {tally.cached:,} / {tally.completion:,}"
+
+
+def _savings_cell(money: Money) -> str:
+    if not money.has_data:
+        return NO_DATA
+    return f"{money_text(money.savings, 4)} ({pct_text(money.savings_pct)})"
+
+
+def _story_cells(row: StoryRow) -> list[str]:
+    m = row.money
+    has = m.has_data
+    if row.ac is None:
+        ac = NO_DATA
+    else:
+        ac = f"{pct_text(row.ac.pct)} ({row.ac.passed}/{row.ac.total})"
+        if row.ac.unjudged:
+            ac += f", {row.ac.unjudged} not judged"
+    if row.coverage is None:
+        coverage = NO_DATA
+    else:
+        coverage = pct_text(row.coverage.percent) + (" (checkpoint)" if row.coverage.how == "checkpoint" else "")
+    return [
+        row.story,
+        cell_usd(m.claude, has, m.unpriced if m.tokens[CLAUDE].calls else ()),
+        cell_usd(m.glm, has, m.unpriced if m.tokens[GLM].calls else ()),
+        cell_usd(m.total, has, m.unpriced),
+        cell_usd(m.baseline, has),
+        _savings_cell(m),
+        ac,
+        coverage,
+        NO_DATA if row.quality is None else f"{row.quality:g}/10",
+        NO_DATA if row.review_rounds is None else str(row.review_rounds),
+        duration(row.seconds),
+    ]
+
+
+def story_table(report: Report) -> list[str]:
+    header = ["story", "Claude", "GLM", "total", "Claude-only", "savings", "AC pass", "coverage", "quality", "review rounds", "time"]
+    rows = [_story_cells(row) for row in report.story_rows]
+    o = report.orchestration
+    if o.has_data:
+        rows.append([ORCHESTRATION, cell_usd(o.claude), cell_usd(o.glm), cell_usd(o.total, True, o.unpriced), cell_usd(o.baseline), _savings_cell(o), "", "", "", "", ""])
+    t = report.total
+    rows.append(["**total**", cell_usd(t.claude, t.has_data), cell_usd(t.glm, t.has_data), cell_usd(t.total, t.has_data, t.unpriced),
+                 cell_usd(t.baseline, t.has_data), _savings_cell(t), "", "", "", "", duration(report.time.get("wall_clock_s")) + " wall-clock" if report.time.get("data") else ""])
+    return ["## Stories", "", *_table(header, rows, "lrrrrrrrrrr")]
+
+
+def phase_table(report: Report) -> list[str]:
+    header = ["phase", "Claude tokens in / cached / out", "GLM tokens in / cached / out", "Claude", "GLM", "Claude-only", "baseline model", "time (sum)", "time (mean)"]
+    rows = []
+    for row in report.phase_rows:
+        m = row.money
+        rows.append([
+            row.phase, _tokens(m, CLAUDE), _tokens(m, GLM),
+            cell_usd(m.claude, m.has_data), cell_usd(m.glm, m.has_data), cell_usd(m.baseline, m.has_data),
+            row.baseline_model or "–", duration(row.total_seconds), duration(row.mean_seconds),
+        ])
+    return ["## Phases", "", *_table(header, rows, "lrrrrrlrr")]
+
+
+def model_table(report: Report) -> list[str]:
+    header = ["provider", "model", "calls", "input", "cached", "cache writes", "output", "calls in a higher tier", "USD", "price (date)"]
+    rows = []
+    for row in report.model_rows:
+        m = row.money
+        tally = m.tokens[GLM if row.provider == "glm" else CLAUDE]
+        cost = "unpriced" if row.model in m.unpriced else money_text(m.total, 4)
+        rows.append([
+            row.provider, row.model, f"{tally.calls:,}", f"{tally.prompt:,}", f"{tally.cached:,}", f"{tally.cache_writes:,}",
+            f"{tally.completion:,}", f"{row.tier_calls:,}", cost, row.date or "–",
+        ])
+    return ["## Models", "", *_table(header, rows, "llrrrrrrrl")]
+
+
+def time_section(report: Report) -> list[str]:
+    t = report.time
+    if not t.get("data"):
+        return ["## Time", "", f"Time: {NO_DATA} (no phase has both a start and a finish time)"]
+    speedup = "no data" if t["speedup"] is None else f"{t['speedup']:g}×"
+    return [
+        "## Time",
+        "",
+        f"Wall-clock: {duration(t['wall_clock_s'])} (first phase start {t['first_start'][:16]} → last phase finish {t['last_finish'][:16]} UTC){BREAK}",
+        f"Sum of story times: {duration(t['story_sum_s'])} over {t['stories']} stories (each from its first phase start to its last phase finish){BREAK}",
+        f"Parallel speed-up: {speedup} (sum of story times ÷ wall-clock)",
+    ]
+
+
+def runs_section(report: Report) -> list[str]:
+    if not report.runs:
+        return []
+    header = ["run", "from (UTC)", "to (UTC)", "stories", "cost", "cost per story", "Claude-only", "savings"]
+    rows = []
+    for run in report.runs:
+        m = run.money
+        rows.append([
+            str(run.index + 1), run.start[:16], run.end[:16], str(len(run.stories)), money_text(m.total, 4),
+            money_text(run.cost_per_story, 4) if run.cost_per_story is not None else NO_DATA,
+            money_text(m.baseline, 4), pct_text(m.savings_pct),
+        ])
+    return ["## Runs", "", "A run: ledger activity without a silent gap (see docs/cost-method.md).", "", *_table(header, rows, "rllrrrrr")]
+
+
+def render(report: Report) -> str:
+    lines = headline(report)
+    for section in (story_table, phase_table, model_table, time_section, runs_section):
+        part = section(report)
+        if part:
+            lines += ["", *part]
+    lines += ["", "## Warnings", ""]
+    lines += [f"- {w}" for w in report.warnings] or ["None."]
+    lines += ["", "---", "", report.footnote, ""]
+    return "\n".join(lines)

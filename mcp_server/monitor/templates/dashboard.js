@@ -1,0 +1,197 @@
+(function () {
+  "use strict";
+  var D = JSON.parse(document.getElementById("hybrid-data").textContent);
+  var NO = "no data";
+  var COLORS = { claude: "#c96442", glm: "#2f6fdb", base: "#555b66", time: "#7a5cc2" };
+  var charts = [];
+
+  function esc(text) {
+    return String(text).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function isNum(v) { return typeof v === "number" && isFinite(v); }
+  function usd(v, digits) {
+    if (!isNum(v)) return NO;
+    var parts = Math.abs(v).toFixed(digits === undefined ? 4 : digits).split(".");
+    parts[0] = parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return (v < 0 ? "-$" : "$") + parts.join(".");
+  }
+  function pct(v) {
+    if (!isNum(v)) return NO;
+    return (Math.round(v * 10) / 10) + "%";
+  }
+  function dur(s) {
+    if (!isNum(s)) return NO;
+    s = Math.round(s);
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    if (h) return h + "h " + (m < 10 ? "0" : "") + m + "m";
+    if (m) return m + "m " + (r < 10 ? "0" : "") + r + "s";
+    return r + "s";
+  }
+  function sum(a, b) { return isNum(a) || isNum(b) ? (a || 0) + (b || 0) : null; }
+  function durShort(s) {
+    if (!isNum(s)) return "";
+    if (s < 3600) return Math.round(s / 60) + "m";
+    return (Math.round(s / 360) / 10) + "h";
+  }
+
+  // --- headline ---------------------------------------------------------------------------------
+  var meta = D.meta, h = D.headline;
+  document.getElementById("meta").textContent =
+    meta.stories + " stories · generated " + meta.generated_at + " · " + meta.project +
+    (meta.since || meta.until ? " · ledger from " + (meta.since || "the start") + " to " + (meta.until || "now") : "");
+  var verdict = document.getElementById("verdict");
+  verdict.className = "verdict " + meta.verdict;
+  verdict.textContent = { APPROVED: "✓ ", NEEDS_ATTENTION: "⚠ ", REJECTED: "✗ " }[meta.verdict] + meta.verdict_text;
+  var cards = [
+    ["Total cost", usd(h.total, 2), "Claude " + usd(h.claude, 2) + " + GLM " + usd(h.glm, 2)],
+    ["vs Claude-only", usd(h.baseline, 2), "the same work, Claude only ¹"],
+    ["Savings", usd(h.savings, 2), pct(h.savings_pct)],
+    ["AC pass rate", pct(h.ac), h.ac_detail || NO],
+    ["Test coverage", isNum(h.coverage) ? pct(h.coverage) + " avg" : NO, h.coverage_detail || ""],
+    ["Code quality", isNum(h.quality) ? h.quality + "/10 avg" : NO, h.quality_detail || ""],
+    ["Time", isNum(h.wall) ? dur(h.wall) : NO, isNum(h.wall) ? "wall-clock; Σ stories " + dur(h.story_sum) + (isNum(h.speedup) ? ", speed-up " + h.speedup + "×" : "") : ""]
+  ];
+  document.getElementById("cards").innerHTML = cards.map(function (c) {
+    return '<div class="card"><div class="k">' + esc(c[0]) + '</div><div class="v">' + esc(c[1]) +
+      '</div><div class="s">' + esc(c[2]) + "</div></div>";
+  }).join("");
+  document.getElementById("checks").innerHTML = D.checks.map(function (c) {
+    return '<li class="' + esc(c[0]) + '">' + esc(c[1]) + "</li>";
+  }).join("");
+  document.getElementById("warnings").innerHTML = D.warnings.length
+    ? D.warnings.map(function (w) { return "<li>" + esc(w) + "</li>"; }).join("")
+    : "<li>None.</li>";
+  document.getElementById("footnote").textContent = D.footnote;
+
+  // --- charts -----------------------------------------------------------------------------------
+  var bars = uPlot.paths.bars;
+
+  function categoryAxis(labels) {
+    var longest = labels.reduce(function (n, label) { return Math.max(n, String(label).length); }, 0);
+    return {
+      space: Math.max(36, 12 + 7 * longest),
+      incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+      values: function (u, splits) {
+        return splits.map(function (i) { return Number.isInteger(i) && labels[i] !== undefined ? labels[i] : ""; });
+      }
+    };
+  }
+  // legend values: blank while the cursor is off the chart, "no data" for a missing value
+  function money(u, v, si, i) { return i === null || i === undefined ? "" : isNum(v) ? usd(v) : NO; }
+  function upFromZero(u, min, max) { return [Math.min(0, min || 0), (max > 0 ? max : 1) * 1.08]; }
+
+  // as many decimals as the tick step needs: $0.025, not a rounded $0.03
+  function moneyTicks(u, ticks) {
+    var step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : Math.abs(ticks[0] || 1);
+    var digits = 2;
+    while (digits < 6 && Math.abs(Math.round(step * Math.pow(10, digits)) - step * Math.pow(10, digits)) > 1e-6) digits++;
+    return ticks.map(function (t) { return usd(t, digits); });
+  }
+
+  function chart(id, labels, series, data, extra, xLabel) {
+    var el = document.getElementById(id);
+    var points = labels.length;
+    if (!points) {
+      el.className += " empty";
+      el.textContent = NO;
+      el.setAttribute("data-points", "0");
+      return;
+    }
+    var x = labels.map(function (_, i) { return i; });
+    var opts = {
+      width: Math.max(320, el.clientWidth || 600),
+      height: 270,
+      // half a category of room on each side, also when zoomed in (drag; double-click resets)
+      scales: { x: { time: false, range: function (u, min, max) { return [min - 0.6, max + 0.6]; } }, y: { range: upFromZero } },
+      axes: [categoryAxis(labels), { values: moneyTicks, size: 70 }],
+      series: [{ label: xLabel || "", value: function (u, v) { return isNum(v) ? labels[v] : ""; } }].concat(series),
+      legend: { live: true },
+      cursor: { drag: { x: true, y: false } }
+    };
+    if (extra) extra(opts);
+    var u = new uPlot(opts, [x].concat(data), el);
+    el.setAttribute("data-points", String(points));
+    el.setAttribute("data-values", String(data[0].filter(isNum).length));
+    charts.push([u, el]);
+  }
+
+  function stacked(claude, glm, base, glmLabel) {
+    var total = claude.map(function (c, i) { return sum(c, glm[i]); });
+    return {
+      series: [
+        { label: glmLabel, fill: COLORS.glm, stroke: COLORS.glm, paths: bars({ size: [0.7, 48] }), points: { show: false },
+          value: function (u, v, si, i) { return money(u, i === null || i === undefined ? null : glm[i], si, i); } },
+        { label: "Claude", fill: COLORS.claude, stroke: COLORS.claude, paths: bars({ size: [0.7, 48] }), points: { show: false }, value: money },
+        { label: "Claude-only", stroke: COLORS.base, width: 2, dash: [6, 4], value: money, points: { size: 5 } }
+      ],
+      data: [total, claude, base]
+    };
+  }
+
+  var S = D.stories;
+  var st = stacked(S.claude, S.glm, S.base, "GLM");
+  chart("chart-stories", S.id, st.series, st.data, null, "story");
+
+  var P = D.phases;
+  var ph = stacked(P.claude, P.glm, P.base, "GLM");
+  chart("chart-phases", P.name, ph.series, ph.data, null, "phase");
+
+  var T = D.time;
+  chart("chart-time", T.name, [
+    { label: "mean per story", fill: COLORS.time, stroke: COLORS.time, paths: bars({ size: [0.6, 48] }), points: { show: false }, value: timeValue },
+    { label: "all stories (right axis)", stroke: COLORS.base, width: 2, scale: "total", value: timeValue, points: { size: 5 } }
+  ], [T.mean, T.total], function (opts) {
+    opts.scales.total = { range: upFromZero };
+    var steps = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 432000, 864000];
+    opts.axes[1] = { incrs: steps, values: function (u, ticks) { return ticks.map(durShort); }, size: 56 };
+    opts.axes.push({ scale: "total", side: 1, grid: { show: false }, incrs: steps, values: function (u, ticks) { return ticks.map(durShort); }, size: 56 });
+  }, "phase");
+
+  var R = D.runs;
+  chart("chart-runs", R.label, [
+    { label: "cost per story", fill: "rgba(47,111,219,.35)", stroke: COLORS.glm, paths: bars({ size: [0.5, 64] }), points: { show: false }, value: money },
+    { label: "savings (right axis)", stroke: COLORS.claude, width: 2, scale: "pct", value: function (u, v, si, i) { return i === null || i === undefined ? "" : pct(v); }, points: { size: 6 } }
+  ], [R.per_story, R.savings], function (opts) {
+    opts.scales.pct = { range: function (u, min, max) { return [Math.min(0, min || 0) - 5, Math.max(0, max || 0) + 5]; } };
+    opts.axes.push({ scale: "pct", side: 1, grid: { show: false }, values: function (u, ticks) { return ticks.map(function (t) { return t + "%"; }); }, size: 56 });
+  }, "run");
+
+  // --- the story table ----------------------------------------------------------------------------
+  function cell(text, cls) { return "<td" + (cls ? ' class="' + cls + '"' : "") + ">" + esc(text) + "</td>"; }
+  function timeValue(u, v, si, i) { return i === null || i === undefined ? "" : dur(v); }
+  function value(v, shown, low) { return isNum(v) ? cell(shown, low ? "low" : "") : cell(NO, "nd"); }
+  var th = D.thresholds, rows = [];
+  for (var i = 0; i < S.id.length; i++) {
+    var cost = sum(S.claude[i], S.glm[i]);
+    rows.push("<tr>" + cell(S.id[i]) + cell(S.title[i] || "") +
+      (isNum(S.ac[i]) ? cell(pct(S.ac[i]) + " (" + S.ac_text[i] + ")", S.ac[i] < th.ac_pass_rate ? "low" : "") : cell(NO, "nd")) +
+      value(S.cov[i], pct(S.cov[i]) + (S.cov_checkpoint[i] ? " (checkpoint)" : ""), S.cov[i] < th.coverage) +
+      value(S.q[i], S.q[i] + "/10", S.q[i] < th.quality) +
+      value(S.rounds[i], String(S.rounds[i]), false) +
+      value(S.secs[i], dur(S.secs[i]), false) +
+      (S.has_cost[i] ? cell(usd(cost)) + cell(usd(S.base[i])) + cell(usd(S.base[i] - cost) + " (" + pct(S.savings_pct[i]) + ")") : cell(NO, "nd") + cell(NO, "nd") + cell(NO, "nd")) +
+      cell(S.next[i] || "") + "</tr>");
+  }
+  var table = document.getElementById("stories");
+  table.tBodies[0].innerHTML = rows.join("");
+  table.setAttribute("data-rows", String(S.id.length));
+  var shown = document.getElementById("shown");
+  shown.textContent = S.id.length + " stories";
+  document.getElementById("filter").addEventListener("input", function (event) {
+    var needle = event.target.value.toLowerCase(), count = 0;
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (row, k) {
+      var hit = !needle || (S.id[k] + " " + (S.title[k] || "")).toLowerCase().indexOf(needle) >= 0;
+      row.style.display = hit ? "" : "none";
+      count += hit ? 1 : 0;
+    });
+    shown.textContent = count + " of " + S.id.length + " stories";
+  });
+
+  window.addEventListener("resize", function () {
+    charts.forEach(function (pair) { pair[0].setSize({ width: Math.max(320, pair[1].clientWidth), height: 270 }); });
+  });
+  document.body.setAttribute("data-ready", "1");
+  document.documentElement.setAttribute("data-errors", String(window.__hybridErrors.length));
+})();

@@ -1,0 +1,151 @@
+"""The dashboard in a real browser: Debian's chromium, headless, with every name lookup failing
+(so any network use would show), --dump-dom and a screenshot.
+
+The page records script errors (window.onerror, unhandled rejections, console.error) in
+<html data-errors>, marks <body data-ready="1"> when it has drawn everything, and gives each
+chart its point count (data-points) and the count of points with a value (data-values).
+.ci/run installs chromium, and without it these tests fail: CI must never pass them by
+skipping. On a machine where no browser can be installed, HYBRID_SKIP_BROWSER=1 skips them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from mcp_server.monitor.cli import main
+
+from tests.test_monitor import SONNET_BASELINE, configure
+from tests.test_monitor_builders import checkpoint_data, phase, scripted_run, write_checkpoint
+
+CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium") if p and os.path.exists(p)), None)
+pytestmark = pytest.mark.skipif(
+    os.environ.get("HYBRID_SKIP_BROWSER") == "1", reason="HYBRID_SKIP_BROWSER=1: no browser on this machine"
+)
+
+
+@pytest.fixture(autouse=True)
+def _chromium_is_there():
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: `apt-get install chromium` (.ci/run does), or set HYBRID_SKIP_BROWSER=1")
+
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-extensions", "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--enable-logging=stderr", "--v=0", "--window-size=1366,900", "--virtual-time-budget=5000", "--hide-scrollbars",
+]
+CHARTS = ("chart-stories", "chart-phases", "chart-time", "chart-runs")
+
+
+class Attributes(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.by_id: dict[str, dict[str, str]] = {}
+        self.tags: dict[str, dict[str, str]] = {}
+
+    def handle_starttag(self, tag, attrs):
+        values = {k: v or "" for k, v in attrs}
+        self.tags.setdefault(tag, values)
+        if "id" in values:
+            self.by_id[values["id"]] = values
+
+
+def browse(tmp: Path, page: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp / f"chromium-profile-{len(list(tmp.glob('chromium-profile-*')))}"
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )
+
+
+def loaded(tmp: Path, page: Path) -> tuple[Attributes, str]:
+    done = browse(tmp, page, "--dump-dom")
+    assert done.returncode == 0, done.stderr[-2000:]
+    parsed = Attributes()
+    parsed.feed(done.stdout)
+    return parsed, done.stderr
+
+
+def embedded(page: Path) -> dict:
+    text = page.read_text()
+    match = re.search(r'<script type="application/json" id="hybrid-data">(.*?)</script>', text, re.S)
+    return json.loads(match.group(1))
+
+
+def dashboard(capsys, project: Path, out: Path) -> Path:
+    assert main(["--project", str(project), "--action", "dashboard", "--output", str(out)]) == 0
+    capsys.readouterr()
+    return out
+
+
+def assert_clean(parsed: Attributes, stderr: str) -> None:
+    assert parsed.tags["html"].get("data-errors") == "0", stderr[-2000:]
+    assert parsed.tags["body"].get("data-ready") == "1"
+    assert "Uncaught" not in stderr and "ERR_NAME_NOT_RESOLVED" not in stderr, stderr[-2000:]
+
+
+def test_dashboard_loads_offline_with_no_errors_and_charts_hold_their_points(capsys, tmp_path):
+    project = scripted_run(tmp_path / "project")
+    configure(project, SONNET_BASELINE)
+    write_checkpoint(project, checkpoint_data("01.4", title="Org Profile", phases={"P1": phase("done", "10:00", "10:05")}))
+    page = dashboard(capsys, project, tmp_path / "dashboard.html")
+    html = page.read_text()
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", html)  # everything inline
+    assert "@import" not in html and "@font-face" not in html
+
+    parsed, stderr = loaded(tmp_path, page)
+    assert_clean(parsed, stderr)
+    data = embedded(page)
+    expected = {
+        "chart-stories": (3, 2),  # 01.2, 01.3 and 01.4 (no usage: a gap, "no data")
+        "chart-phases": (7, 7),  # P1 P2 P3 P5 P6 P7 and the orchestration; P4 had no usage
+        "chart-time": (6, 6),
+        "chart-runs": (1, 1),
+    }
+    for chart, (points, values) in expected.items():
+        attrs = parsed.by_id[chart]
+        assert (int(attrs["data-points"]), int(attrs["data-values"])) == (points, values), chart
+    assert int(parsed.by_id["chart-stories"]["data-points"]) == len(data["stories"]["id"])
+    assert int(parsed.by_id["chart-phases"]["data-points"]) == len(data["phases"]["name"])
+    assert int(parsed.by_id["stories"]["data-rows"]) == 3
+    assert data["stories"]["has_cost"] == [1, 1, 0] and data["stories"]["claude"][2] is None
+    assert data["meta"]["verdict"] == "NEEDS_ATTENTION"
+
+    shot = tmp_path / "dashboard.png"
+    done = browse(tmp_path, page, f"--screenshot={shot}")
+    assert done.returncode == 0 and "Uncaught" not in done.stderr
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    assert struct.unpack(">II", png[16:24]) == (1366, 900)
+
+
+def test_a_script_error_would_be_caught(tmp_path, capsys):
+    """The checks above can fail: a page whose script throws says so."""
+    project = scripted_run(tmp_path / "project")
+    page = dashboard(capsys, project, tmp_path / "dashboard.html")
+    broken = tmp_path / "broken.html"
+    broken.write_text(page.read_text().replace('document.body.setAttribute("data-ready", "1");', "notAFunction();", 1))
+    parsed, stderr = loaded(tmp_path, broken)
+    assert parsed.tags["html"].get("data-errors") == "1" and "data-ready" not in parsed.tags["body"]
+    assert "Uncaught" in stderr
+
+
+def test_a_thousand_stories_draw(tmp_path):
+    from tests.test_monitor import thousand_story_report
+    from mcp_server.monitor.dashboard import render_dashboard
+
+    page = tmp_path / "big.html"
+    page.write_text(render_dashboard(thousand_story_report(tmp_path)))
+    parsed, stderr = loaded(tmp_path, page)
+    assert_clean(parsed, stderr)
+    assert parsed.by_id["chart-stories"]["data-points"] == "1000" and parsed.by_id["stories"]["data-rows"] == "1000"
+    shot = tmp_path / "big.png"
+    assert browse(tmp_path, page, f"--screenshot={shot}").returncode == 0 and shot.stat().st_size > 20_000

@@ -13,8 +13,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+
+from mcp_server.demo.loopback import LoopbackServer, QuietHandler
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def _estimate_tokens(body: dict[str, Any]) -> int:
 
 
 @dataclass
-class AnthropicSim:
+class AnthropicSim(LoopbackServer):
     brain: Brain
     label_of: Callable[[dict[str, Any]], str] = lambda body: ""
     served: list[Served] = field(default_factory=list)
@@ -75,44 +76,31 @@ class AnthropicSim:
         )
         return turn, served
 
-    def __enter__(self) -> "AnthropicSim":
+    def handler(self) -> type[QuietHandler]:
         sim = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if "count_tokens" in self.path:
-                    self._json({"input_tokens": _estimate_tokens(body)})
+                    self.send_json(200, {"input_tokens": _estimate_tokens(body)})
                     return
                 if not self.path.startswith("/v1/messages"):
-                    self._json({"type": "error", "error": {"type": "not_found_error", "message": self.path}}, 404)
+                    self.send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
                     return
                 try:
                     turn, served = sim._answer(body)
                 except Exception as error:  # a broken script must fail the session at once, not be retried
                     sim.errors.append(f"{type(error).__name__}: {error}")
                     message = f"simulated model failed: {type(error).__name__}: {error}"
-                    self._json({"type": "error", "error": {"type": "invalid_request_error", "message": message}}, 400)
+                    self.send_json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": message}})
                     return
                 if turn.delay_s:
                     time.sleep(turn.delay_s)
                 self._stream(turn, served)
                 with sim._lock:
                     sim.served.append(served)
-
-            def _json(self, payload: Any, status: int = 200) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
             def _event(self, name: str, data: dict[str, Any]) -> None:
                 self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
@@ -147,15 +135,8 @@ class AnthropicSim:
                 self._event("message_stop", {"type": "message_stop"})
                 self.wfile.flush()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return Handler
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"

@@ -11,8 +11,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+
+from mcp_server.demo.loopback import LoopbackServer, QuietHandler
 
 PATH = "/api/paas/v4/chat/completions"
 
@@ -76,7 +77,7 @@ def completion_body(reply: Reply, requested_model: str) -> dict[str, Any]:
 
 
 @dataclass
-class ChatSim:
+class ChatSim(LoopbackServer):
     responder: Callable[[Request], Answer]
     default_delay_s: float = 0.0
     requests: list[Request] = field(default_factory=list)
@@ -85,15 +86,10 @@ class ChatSim:
     def answer(self, request: Request) -> Answer:
         return self.responder(request)
 
-    def __enter__(self) -> "ChatSim":
+    def handler(self) -> type[QuietHandler]:
         sim = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 started = time.monotonic()
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -112,36 +108,16 @@ class ChatSim:
                 if delay:
                     time.sleep(delay)
                 if isinstance(answer, Reply):
-                    self._send(200, json.dumps(completion_body(answer, body.get("model", ""))).encode())
+                    self.send_json(200, completion_body(answer, body.get("model", "")))
                 elif isinstance(answer, ErrorReply):
                     error = {"message": answer.message} | ({"code": answer.code} if answer.code is not None else {})
                     headers = {"Retry-After": answer.retry_after} if answer.retry_after else {}
-                    self._send(answer.status, json.dumps({"error": error}).encode(), headers)
+                    self.send_json(answer.status, {"error": error}, headers)
                 else:
-                    self._send(answer.status, answer.body)
+                    self.send_body(answer.status, answer.body)
                 request.finished = time.monotonic()
 
-            def _send(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
+        return Handler
 
     @property
     def base_url(self) -> str:

@@ -9,6 +9,7 @@ their real work. Everything printed says the models were simulated.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ PLUGIN_ROOT = Path(__file__).resolve().parents[2]
 CLI_PACKAGE = "@anthropic-ai/claude-code"
 CLI_VERSION = "2.1.330"
 STORIES = ("01.2", "01.3", "01.4")
+DASHBOARD = Path(".claude") / "hybrid" / "dashboard.html"
 SIMULATED = "(simulated models: no Anthropic or GLM API was called)"
 ALLOWED_TOOLS = (
     "Agent Bash Read Write Glob Grep Workflow "
@@ -46,8 +48,10 @@ class DemoError(HybridError):
 
 def demo_scenario() -> Scenario:
     """01.3's first review asks for changes (a shared dict leaks grants between stores);
-    01.4 is approved with a minor issue, so P4 refactors it; 01.2 is clean, so P4 is skipped."""
+    01.4 is approved with a minor issue, so P4 refactors it; 01.2 is clean, so P4 is skipped.
+    QA measures coverage when this interpreter has coverage.py (the test extra installs it)."""
     return Scenario(
+        coverage_python=sys.executable if importlib.util.find_spec("coverage") else None,
         reviews={
             "01.3": [
                 Review("REQUEST_CHANGES", 6, ({"severity": "major", "file": "settings/permissions.py", "line": 7,
@@ -181,8 +185,10 @@ def replies_dir() -> Path:
 
 
 def main(directory: str | None = None, say=print) -> int:
-    claude = find_claude(say)
     base = Path(directory).resolve() if directory else Path(tempfile.mkdtemp(prefix="hybrid-demo-"))
+    if (base / "settings-epic").exists():  # before anything is installed or copied
+        raise DemoError(f"{base / 'settings-epic'} already exists; pass another --dir")
+    claude = find_claude(say)
     base.mkdir(parents=True, exist_ok=True)
     project = prepare_project(base)
     say(f"hybrid demo {SIMULATED}")
@@ -195,14 +201,19 @@ def main(directory: str | None = None, say=print) -> int:
     if run.returncode != 0:
         say(f"the Claude Code session failed (exit {run.returncode}): {run.stderr.strip()[-800:]}")
         return 1
-    say("")
-    say(f"orchestrator's last message {SIMULATED}:")
-    say(str(run.result.get("result", "")).strip())
-    say("")
     from mcp_server.checkpoints import list_checkpoints, status_table
+    from mcp_server.monitor.cli import main as monitor
 
+    say("")
     say(f"checkpoints (.claude/checkpoints/) {SIMULATED}:")
     say(status_table(list_checkpoints(project, list(STORIES))))
     say("")
+    say(f"hybrid report {SIMULATED}; the tokens are what the simulators reported, priced at list prices:")
+    say("")
+    where = ["--project", str(project), "--stories", ",".join(STORIES)]
+    monitor([*where, "--action", "report"])
+    monitor([*where, "--action", "dashboard", "--output", str(project / DASHBOARD)])
+    say("")
+    say(f"dashboard: {project / DASHBOARD}")
     say(f"the project, its checkpoints and its ledger (.claude/hybrid/usage.db) stay in {project}")
     return 0

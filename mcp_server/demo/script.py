@@ -26,6 +26,7 @@ COMMAND_ARGS = re.compile(r"<command-args>(?P<args>.*?)</command-args>", re.DOTA
 HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" report')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
 WORKING_DIRECTORY = re.compile(r"Primary working directory: (?P<path>[^\n\\]+)")
 WORKFLOW_DONE = re.compile(r"<task-notification>|background-task event", re.IGNORECASE)
+COVERAGE_TOTAL = re.compile(r"^TOTAL\s+\d+\s+\d+\s+(\d+(?:\.\d+)?)%", re.MULTILINE)
 WORK_STEP = 2  # every agent: 0 read the checkpoint, 1 mark running, 2 do the work
 NEXT_STEP = re.compile(r"^(?P<phase>P[1-7]) (?P<agent>[a-z-]+)(?: \(iteration (?P<iteration>\d+)\))?")
 
@@ -50,6 +51,8 @@ class Scenario:
     reviews: dict[str, list[Review]] = field(default_factory=dict)  # story -> one per round
     max_review_rounds: int = 2
     phase_delay_s: dict[tuple[str, str], float] = field(default_factory=dict)  # (story, phase) -> seconds
+    # An interpreter with coverage.py: QA then measures the story's code coverage with it.
+    coverage_python: str | None = None
 
     def review(self, story: str, round_number: int) -> Review:
         rounds = self.reviews.get(story, [])
@@ -172,10 +175,24 @@ def _delegated(result: str) -> tuple[str, str, list[str], str]:
     return ("done" if passed else "failed"), str(data.get("model", "")), files, summary
 
 
-def _delegating_agent(
-    phase: str, agent: str, tool: str, arguments: Callable[[dict[str, Any]], dict[str, Any]]
-) -> Callable[[str, Conversation, Scenario], Turn]:
-    """test-writer, the developers and the tech-writer: read, mark running, delegate, record."""
+@dataclass(frozen=True)
+class Outcome:
+    """How an agent's phase ended: what it records, what it says, and the data a workflow's
+    schema asks for (None when the phase returns text only)."""
+
+    status: str
+    record: dict[str, Any]
+    text: str
+    data: dict[str, Any] | None = None
+
+
+Work = Callable[[str, dict[str, Any], Conversation, Scenario], Turn]
+Judge = Callable[[str, dict[str, Any], Conversation, Scenario], Outcome]
+
+
+def _role(phase: str, agent: str, work: Work, judge: Judge) -> Callable[[str, Conversation, Scenario], Turn]:
+    """What every agent file says: read the checkpoint, mark the phase running, do the work,
+    record the outcome; then answer a workflow's schema if it has one, and say it in a line."""
 
     def play(story: str, talk: Conversation, scenario: Scenario) -> Turn:
         step = len(talk.calls)
@@ -184,14 +201,31 @@ def _delegating_agent(
             return _call(f"{TOOL}checkpoint_read", story=story)
         if step == 1:
             return _write(story, phase, "running", agent)
-        if step == 2:
-            return _call(f"{TOOL}{tool}", story=story, **arguments(checkpoint | {"_scenario": scenario}))
-        status, model, files, summary = _delegated(talk.result_of(f"{TOOL}{tool}"))
-        if step == 3:
-            return _write(story, phase, status, agent, model=model, summary=summary, artifacts=files)
-        return Turn(text=f"{phase} {story} {status}: {summary}")
+        if step == WORK_STEP:
+            return work(story, checkpoint, talk, scenario)
+        outcome = judge(story, checkpoint, talk, scenario)
+        if step == WORK_STEP + 1:
+            return _write(story, phase, outcome.status, agent, **outcome.record)
+        if step == WORK_STEP + 2 and talk.structured_output and outcome.data is not None:
+            return _call("StructuredOutput", **outcome.data)
+        return Turn(text=outcome.text)
 
     return play
+
+
+def _delegating_agent(
+    phase: str, agent: str, tool: str, arguments: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Callable[[str, Conversation, Scenario], Turn]:
+    """test-writer, the developers, the senior-dev and the tech-writer: GLM does the work."""
+
+    def work(story: str, checkpoint: dict[str, Any], talk: Conversation, scenario: Scenario) -> Turn:
+        return _call(f"{TOOL}{tool}", story=story, **arguments(checkpoint | {"_scenario": scenario}))
+
+    def judge(story: str, checkpoint: dict[str, Any], talk: Conversation, scenario: Scenario) -> Outcome:
+        status, model, files, summary = _delegated(talk.result_of(f"{TOOL}{tool}"))
+        return Outcome(status, {"model": model, "summary": summary, "artifacts": files}, f"{phase} {story} {status}: {summary}")
+
+    return _role(phase, agent, work, judge)
 
 
 def _tests_arguments(checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -249,86 +283,87 @@ def _docs_arguments(checkpoint: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_refactoring = _delegating_agent("P4", "senior-dev", "refactor", _refactor_arguments)
+
+
 def _senior_dev(story: str, talk: Conversation, scenario: Scenario) -> Turn:
+    """As its agent file says: a clean latest review means P4 is skipped, not run."""
     checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
     if len(talk.calls) == 1 and not _review_issues(checkpoint):
         return _write(story, "P4", "skipped", "senior-dev", summary="review clean")
     if talk.calls and talk.calls[-1][1].get("status") == "skipped":
         return Turn(text=f"P4 {story} skipped: the review was clean")
-    return _delegating_agent("P4", "senior-dev", "refactor", _refactor_arguments)(story, talk, scenario)
+    return _refactoring(story, talk, scenario)
 
 
-def _ux_designer(story: str, talk: Conversation, scenario: Scenario) -> Turn:
-    step, design = len(talk.calls), f"docs/design/{story}-ux.md"
-    checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
-    if step == 0:
-        return _call(f"{TOOL}checkpoint_read", story=story)
-    if step == 1:
-        return _write(story, "P1", "running", "ux-designer")
-    if step == 2:
-        criteria = checkpoint.get("acceptance_criteria") or []
-        lines = [f"# {story} {checkpoint.get('title', '')}: UX", "", "## Flows and states", ""]
-        lines += [f"- {ac['id']}: {ac['text']} -> success message, or an error naming the field" for ac in criteria]
-        lines += ["", "## Errors", "", "Every refusal names the field or item and says what is allowed.", ""]
-        return _call("Write", file_path=f"{talk.working_directory}/{design}", content="\n".join(lines))
-    if step == 3:
-        return _write(story, "P1", "done", "ux-designer", summary="flows, states and errors per AC", artifacts=[design])
-    return Turn(text=f"P1 {story} done: {design}")
+def _design(story: str, checkpoint: dict[str, Any], talk: Conversation, scenario: Scenario) -> Turn:
+    criteria = checkpoint.get("acceptance_criteria") or []
+    lines = [f"# {story} {checkpoint.get('title', '')}: UX", "", "## Flows and states", ""]
+    lines += [f"- {ac['id']}: {ac['text']} -> success message, or an error naming the field" for ac in criteria]
+    lines += ["", "## Errors", "", "Every refusal names the field or item and says what is allowed.", ""]
+    return _call("Write", file_path=f"{talk.working_directory}/docs/design/{story}-ux.md", content="\n".join(lines))
 
 
-def _code_reviewer(story: str, talk: Conversation, scenario: Scenario) -> Turn:
-    step = len(talk.calls)
-    checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
-    if step == 0:
-        return _call(f"{TOOL}checkpoint_read", story=story)
-    if step == 1:
-        return _write(story, "P5", "running", "code-reviewer")
-    if step == 2:
-        return _call("Bash", command=test_command(checkpoint, scenario), description="Run the story's tests")
+def _designed(story: str, checkpoint: dict[str, Any], talk: Conversation, scenario: Scenario) -> Outcome:
+    design = f"docs/design/{story}-ux.md"
+    return Outcome("done", {"summary": "flows, states and errors per AC", "artifacts": [design]}, f"P1 {story} done: {design}")
+
+
+def _run_tests(story: str, checkpoint: dict[str, Any], talk: Conversation, scenario: Scenario) -> Turn:
+    return _call("Bash", command=test_command(checkpoint, scenario), description=f"Run story {story}'s tests")
+
+
+def coverage_report(story: str) -> str:
+    return f"reports/coverage-{story}.json"
+
+
+def _qa_tests(story: str, checkpoint: dict[str, Any], talk: Conversation, scenario: Scenario) -> Turn:
+    """The story's tests; with coverage.py at hand, under coverage of the story's own code."""
+    if not scenario.coverage_python:
+        return _run_tests(story, checkpoint, talk, scenario)
+    python, data = scenario.coverage_python, f".coverage.{story}"  # one data file per story: QAs run at once
+    code = ",".join(path for path in _artifacts(checkpoint, "P3", "P4") if not path.startswith("tests/")) or "*"
+    modules = test_command(checkpoint, scenario).split("unittest -q ", 1)[-1]
+    command = (
+        f'"{python}" -m coverage run --data-file={data} --include="{code}" -m unittest -q {modules}'
+        f' && "{python}" -m coverage json --data-file={data} -o {coverage_report(story)}'
+        f' && "{python}" -m coverage report --precision=1 --data-file={data}'
+    )
+    return _call("Bash", command=command, description=f"Run story {story}'s tests under coverage")
+
+
+def _reviewed(story: str, checkpoint: dict[str, Any], talk: Conversation, scenario: Scenario) -> Outcome:
     round_number = len(checkpoint.get("reviews") or []) + 1
     review = scenario.review(story, round_number)
-    if step == 3:
-        return _write(
-            story, "P5", "done", "code-reviewer",
-            summary=f"round {round_number}: {review.verdict} {review.score:g}/10",
-            review={"verdict": review.verdict, "score": review.score, "issues": list(review.issues)},
-        )
     verdict = {"verdict": review.verdict, "score": review.score, "issues": list(review.issues)}
-    if step == 4 and talk.structured_output:  # a workflow asked for the verdict as data
-        return _call("StructuredOutput", **verdict)
     lines = [f"P5 {story} {review.verdict} {review.score:g}/10"] + [f"- {_issue_lines([i])}" for i in review.issues]
-    return Turn(text="\n".join(lines))
+    record = {"summary": f"round {round_number}: {review.verdict} {review.score:g}/10", "review": verdict}
+    return Outcome("done", record, "\n".join(lines), verdict)
 
 
-def _qa_agent(story: str, talk: Conversation, scenario: Scenario) -> Turn:
-    step = len(talk.calls)
-    checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
-    if step == 0:
-        return _call(f"{TOOL}checkpoint_read", story=story)
-    if step == 1:
-        return _write(story, "P6", "running", "qa-agent")
-    if step == 2:
-        return _call("Bash", command=test_command(checkpoint, scenario), description="Run the tests for the ACs")
+def _checked(story: str, checkpoint: dict[str, Any], talk: Conversation, scenario: Scenario) -> Outcome:
     output = talk.result_of("Bash")
     passed = "OK" in output and "FAILED" not in output
     criteria = [ac["id"] for ac in checkpoint.get("acceptance_criteria") or []]
     evidence = f"`{test_command(checkpoint, scenario)}`: {'OK' if passed else 'FAILED'}; the test named after the AC"
     qa = [{"ac": ac, "result": "pass" if passed else "fail", "evidence": evidence} for ac in criteria]
-    if step == 3:
-        return _write(story, "P6", "done" if passed else "failed", "qa-agent", summary=f"{len(criteria)} ACs checked", qa=qa)
-    if step == 4 and talk.structured_output:
-        results = [{"id": r["ac"], "pass": r["result"] == "pass", "evidence": r["evidence"]} for r in qa]
-        return _call("StructuredOutput", ac_results=results)
-    return Turn(text=f"P6 {story}: {sum(r['result'] == 'pass' for r in qa)}/{len(qa)} ACs pass")
+    data = {"ac_results": [{"id": r["ac"], "pass": r["result"] == "pass", "evidence": r["evidence"]} for r in qa]}
+    text = f"P6 {story}: {sum(r['result'] == 'pass' for r in qa)}/{len(qa)} ACs pass"
+    record: dict[str, Any] = {"summary": f"{len(criteria)} ACs checked", "qa": qa}
+    total = COVERAGE_TOTAL.search(output)
+    if total:  # coverage.py's `report` ends with: TOTAL <statements> <missed> <percent>%
+        record["coverage"] = {"percent": float(total.group(1)), "source": coverage_report(story)}
+        text += f", coverage {total.group(1)}%"
+    return Outcome("done" if passed else "failed", record, text, data)
 
 
 AGENTS: dict[str, Callable[[str, Conversation, Scenario], Turn]] = {
-    "P1": _ux_designer,
+    "P1": _role("P1", "ux-designer", _design, _designed),
     "P2": _delegating_agent("P2", "test-writer", "write_tests", _tests_arguments),
     "P3": _delegating_agent("P3", "backend-dev", "implement", _implement_arguments),
     "P4": _senior_dev,
-    "P5": _code_reviewer,
-    "P6": _qa_agent,
+    "P5": _role("P5", "code-reviewer", _run_tests, _reviewed),
+    "P6": _role("P6", "qa-agent", _qa_tests, _checked),
     "P7": _delegating_agent("P7", "tech-writer", "write_docs", _docs_arguments),
 }
 

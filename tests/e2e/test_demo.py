@@ -1,0 +1,33 @@
+"""`hybrid demo`, the README's main-job command, end to end: real CLI, simulated models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support import REPO
+
+
+def test_hybrid_demo_runs_the_pilot_and_says_the_models_were_simulated(claude, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mcp_server.cli", "demo", "--dir", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert out.startswith("hybrid demo (simulated models: no Anthropic or GLM API was called)")
+    assert out.count("(simulated models") >= 3  # every section says so
+    for row in ("01.2 ", "01.3 ", "01.4 "):
+        assert any(line.startswith(row) and line.rstrip().endswith("done") for line in out.splitlines()), row
+    assert "# Hybrid AI Batch Report" in out and "VERDICT:" in out and "AC Pass Rate: 100% (12/12 ACs" in out
+    assert "Test Coverage:" in out and "no data" not in out.split("## Stories")[0]
+    project = tmp_path / "settings-epic"
+    assert (project / ".claude" / "hybrid" / "dashboard.html").stat().st_size > 10_000
+    tests = subprocess.run(["python3", "-m", "unittest", "discover", "-s", "tests", "-t", ".", "-q"], cwd=project,
+                           capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stderr
+
+
+def test_hybrid_demo_refuses_an_existing_project_folder(tmp_path):
+    (tmp_path / "settings-epic").mkdir()
+    done = subprocess.run([sys.executable, "-m", "mcp_server.cli", "demo", "--dir", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "already exists" in done.stderr and "Traceback" not in done.stderr

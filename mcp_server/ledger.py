@@ -135,6 +135,16 @@ class TranscriptCursor:
 _CURSOR_COLUMNS = [f.name for f in fields(TranscriptCursor)]
 
 
+def _where(*, story: str | None = None, phase: str | None = None, since: str | None = None) -> tuple[str, list[str]]:
+    """The WHERE clause of a totals query: equal story and phase, ``ts >= since``."""
+    clauses, params = [], []
+    for clause, value in (("story = ?", story), ("phase = ?", phase), ("ts >= ?", since)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
 def ledger_path(project_root: Path) -> Path:
     return Path(project_root) / LEDGER_RELATIVE
 
@@ -195,17 +205,7 @@ class Ledger:
     def totals_by_model(
         self, *, story: str | None = None, since: str | None = None, phase: str | None = None
     ) -> list[ModelTotals]:
-        clauses, params = [], []
-        if story is not None:
-            clauses.append("story = ?")
-            params.append(story)
-        if phase is not None:
-            clauses.append("phase = ?")
-            params.append(phase)
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(since)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(story=story, phase=phase, since=since)
         rows = self._connection().execute(
             "SELECT provider, model, SUM(prompt_tokens), SUM(cached_tokens),"
             " SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(completion_tokens),"
@@ -219,14 +219,7 @@ class Ledger:
     ) -> list[tuple[str, str, int, int, int, int, int, int]]:
         """(provider, model, bucket, prompt, cached, write_5m, write_1h, completion) summed per
         ``bucket_sql``, an SQL expression over a row (the price table's tier of its prompt size)."""
-        clauses, params = [], []
-        if story is not None:
-            clauses.append("story = ?")
-            params.append(story)
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(since)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(story=story, since=since)
         return self._connection().execute(
             f"SELECT provider, model, {bucket_sql} AS bucket, SUM(prompt_tokens), SUM(cached_tokens),"
             " SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(completion_tokens)"

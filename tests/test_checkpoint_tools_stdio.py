@@ -5,21 +5,11 @@ from __future__ import annotations
 import pytest
 
 from mcp_server.checkpoints import checkpoint_path, load_checkpoint
-from tests.support import make_project, mcp_client
+from tests.support import mcp_client
 
 pytestmark = pytest.mark.anyio
 
 UNUSED_GLM = "http://127.0.0.1:9/api/paas/v4"  # the checkpoint tools never call GLM
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def project(tmp_path):
-    return make_project(tmp_path / "proj")
 
 
 def text_of(result) -> str:

@@ -43,7 +43,7 @@ from mcp_server.cli import main as hybrid
 from mcp_server.errors import HybridError
 from mcp_server.ledger import Ledger, UsageRow, ledger_path
 from mcp_server.stories import StoryIdError
-from tests.support import REPO, make_project
+from tests.support import REPO
 
 GLOB = "docs/**/{story}*.md"
 STORY = "01.2"
@@ -68,11 +68,6 @@ def at(minute: int) -> datetime:
 
 def hhmm(minute: int) -> str:
     return at(minute).astimezone().strftime("%H:%M")
-
-
-@pytest.fixture
-def project(tmp_path):
-    return make_project(tmp_path / "proj")
 
 
 def write(project: Path, phase: str, status: str, minute: int = 0, story: str = STORY, **fields):

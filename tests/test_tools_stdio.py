@@ -25,16 +25,6 @@ TEST_FILE = (
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-def project(tmp_path):
-    return make_project(tmp_path / "proj")
-
-
-@pytest.fixture
 def fake():
     with FakeGlm() as server:
         yield server

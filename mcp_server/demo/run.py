@@ -37,9 +37,8 @@ ALLOWED_TOOLS = (
     "mcp__plugin_hybrid_glm__write_docs mcp__plugin_hybrid_glm__checkpoint_read "
     "mcp__plugin_hybrid_glm__checkpoint_write mcp__plugin_hybrid_glm__checkpoint_list"
 )
-# Keys and endpoints of the user's own that must not reach the simulated session.
-SCRUBBED = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ZAI_API_KEY", "GLM_API_KEY",
-            "HYBRID_GLM_API_KEY", "HYBRID_GLM_BASE_URL", "CLAUDE_PROJECT_DIR", "CLAUDE_PLUGIN_ROOT", "CLAUDE_PLUGIN_DATA")
+# Keys, endpoints and settings of the user's own that must not reach the simulated session.
+SCRUBBED_PREFIXES = ("ANTHROPIC", "CLAUDE", "HYBRID", "ZAI_", "GLM_")
 
 
 class DemoError(HybridError):
@@ -139,21 +138,28 @@ class SessionRun:
     stderr: str
 
 
-def session_environment(home: Path, anthropic_url: str, glm_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in SCRUBBED}
+def session_environment(
+    home: Path, anthropic_url: str, glm_url: str | None = None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """A Claude Code session against the simulators, in ``home``. Without ``glm_url`` the plugin's
+    MCP server is started as a user's would be (building its own environment)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(SCRUBBED_PREFIXES)}
     env.update(
         HOME=str(home),
         ANTHROPIC_BASE_URL=anthropic_url,
         ANTHROPIC_API_KEY="simulated",
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
         DISABLE_TELEMETRY="1",
-        ZAI_API_KEY="simulated",
-        HYBRID_GLM_BASE_URL=glm_url,
-        HYBRID_PYTHON=sys.executable,  # the interpreter running this has every dependency
         # Claude Code runs at most min(16, CPUs - 2) workflow agents at once; a small machine
         # would run the three stories one or two at a time.
         CLAUDE_CODE_WORKFLOW_MAX_CONCURRENT_AGENTS="4",
     )
+    if glm_url:
+        env.update(
+            ZAI_API_KEY="simulated",
+            HYBRID_GLM_BASE_URL=glm_url,
+            HYBRID_PYTHON=sys.executable,  # the interpreter running this has every dependency
+        )
     env.update(extra or {})
     return env
 

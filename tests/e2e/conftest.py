@@ -3,15 +3,13 @@ installed by the README's install command) against loopback fakes, with HOME in 
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
-from mcp_server.demo.run import CLI_VERSION, cli_version
+from mcp_server.demo.run import CLI_VERSION, cli_version, session_environment
 from tests.support import REPO
 
 CLAUDE = REPO / "node_modules" / ".bin" / "claude"
@@ -27,18 +25,7 @@ def claude() -> str:
 
 def session_env(home: Path, anthropic_url: str, glm_url: str | None = None, **extra: str) -> dict[str, str]:
     """A clean environment: no key or setting of the developer's leaks into the session."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC", "CLAUDE", "HYBRID", "ZAI", "GLM_"))}
-    env.update(
-        HOME=str(home),
-        ANTHROPIC_BASE_URL=anthropic_url,
-        ANTHROPIC_API_KEY="fake-anthropic-key",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        DISABLE_TELEMETRY="1",
-    )
-    if glm_url:
-        env.update(ZAI_API_KEY="fake-glm-key", HYBRID_GLM_BASE_URL=glm_url, HYBRID_PYTHON=sys.executable)
-    env.update(extra)
-    return env
+    return session_environment(home, anthropic_url, glm_url, extra)
 
 
 def ledger(project: Path) -> list[dict]:

@@ -29,8 +29,6 @@ CHANGES = Review("REQUEST_CHANGES", 6, ({"severity": "major", "file": "settings/
 MINOR = Review("APPROVED", 8, ({"severity": "minor", "file": "settings/org_profile.py", "line": 17,
                                 "text": "update() sets any attribute it is given"},))
 PHASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")
-# The workflow's agent cap defaults to min(16, CPUs - 2); CI machines have 2 CPUs.
-PARALLEL = {"CLAUDE_CODE_WORKFLOW_MAX_CONCURRENT_AGENTS": "4"}
 
 
 def checkpoint(project: Path, story: str) -> dict:
@@ -48,7 +46,7 @@ def pipelined(claude, tmp_path_factory):
     scenario = Scenario(reviews={"01.3": [CHANGES, Review("APPROVED", 9)], "01.4": [MINOR]})
     with fake_claude(scenario) as anthropic, FakeGlm(responder=CannedGlm(replies_dir())) as glm:
         run = run_session(claude, project, f"/hybrid:pilot {','.join(STORIES)}",
-                          session_env(tmp_path_factory.mktemp("home"), anthropic.base_url, glm.base_url, **PARALLEL),
+                          session_env(tmp_path_factory.mktemp("home"), anthropic.base_url, glm.base_url),
                           timeout_s=900)
         assert not anthropic.errors, anthropic.errors
     assert run.returncode == 0, run.stderr[-3000:]
@@ -129,7 +127,7 @@ def test_a_run_killed_after_p3_resumes_without_redoing_finished_phases(claude, t
             return False
 
     with fake_claude(Scenario(phase_delay_s=slow_review)) as anthropic, FakeGlm(responder=CannedGlm(replies_dir())) as glm:
-        env = session_env(tmp_path / "home", anthropic.base_url, glm.base_url, **PARALLEL)
+        env = session_env(tmp_path / "home", anthropic.base_url, glm.base_url)
         (tmp_path / "home").mkdir()
         run_until(claude, project, f"/hybrid:pilot {','.join(STORIES)}", env, p3_done_everywhere)
         before = {s: history(project, s) for s in STORIES}

@@ -53,7 +53,7 @@ DEFAULT_AGENTS = {
     "P7": "tech-writer",
 }
 OPTIONAL_PHASE = "P4"  # runs only when the code needs a refactor; before or after the review
-SKIPPABLE_WITH_REASON = ("P1", "P7")
+SKIPPABLE_WITH_REASON = ("P1", "P2", "P7")  # e.g. no UX to design, tests already written, no docs
 DONE, FAILED, NEW_ITERATION, SKIPPED = "✓", "✗", "↻", "–"
 STATUS_MARKS = {"done": DONE, "failed": FAILED, "skipped": SKIPPED}
 HISTORY_HEADER = "# history (newest last; tail -1 shows the latest)"
@@ -349,6 +349,11 @@ def check_update(update: Update) -> None:
         raise CheckpointError(f"unknown status {update.status!r}: use one of {', '.join(WRITABLE_STATUSES)}")
     if not isinstance(update.new_iteration, bool):
         raise CheckpointError("new_iteration must be true or false")
+    for name, value in (("agent", update.agent), ("model", update.model)):
+        # A history line is `P1: ✓ <agent> 14:05`: one line. (Python's `$`, which the schema's
+        # patterns use, also matches before a final newline.)
+        if isinstance(value, str) and any(not character.isprintable() for character in value):
+            raise CheckpointError(f"invalid {name}: {value!r} holds a newline or a control character")
     _check_value(update.agent, "agent", "agent")
     _check_value(update.model, {"type": "string", "pattern": r"^\S{1,100}$"}, "model")
     _check_value(update.summary, {"type": "string", "maxLength": 2000}, "summary")
@@ -415,6 +420,8 @@ def history_entry(phase: str, mark: str, agent: str, now: datetime) -> HistoryEn
 def _starts_new_iteration(data: dict[str, Any], update: Update) -> bool:
     """Whether this write begins a new round of the phase; refuses a silent re-run of a done phase."""
     name, status = update.phase, data["phases"][update.phase]["status"]
+    if status == "done" and update.status == "failed" and not update.new_iteration and _gives_up(data, name):
+        return False
     if status == "done":
         if update.new_iteration or _sent_back_to(data, name):
             return True
@@ -436,8 +443,9 @@ class SendBack:
 
     @property
     def phases(self) -> tuple[str, ...]:
-        """The phases that may start their next round without new_iteration=True."""
-        return ("P3", OPTIONAL_PHASE) if self.by == "review" else ("P3",)
+        """The phases that may start their next round without new_iteration=True: P3, always.
+        Changes a review asked for are made in P3 and reviewed again; P4 is for an approved story."""
+        return ("P3",)
 
 
 def send_back(data: Mapping[str, Any]) -> SendBack | None:
@@ -446,9 +454,15 @@ def send_back(data: Mapping[str, Any]) -> SendBack | None:
         return SendBack("qa", f"QA failed {', '.join(failed)}")
     review = data["review"]
     if data["phases"]["P5"]["status"] == "done" and review and review["verdict"] == "REQUEST_CHANGES":
-        if not _refactored_after_review(data):  # a P4 run after the review addressed it
-            return SendBack("review", "the review requested changes")
+        return SendBack("review", "the review requested changes")
     return None
+
+
+def _gives_up(data: Mapping[str, Any], name: str) -> bool:
+    """A done P5 that asked for changes, or a done P6 that failed an AC, may be marked failed:
+    the story stops there (the orchestrator's review or QA rounds are used up)."""
+    returned = send_back(data)
+    return returned is not None and name == {"review": "P5", "qa": "P6"}[returned.by]
 
 
 def _sent_back_to(data: dict[str, Any], name: str) -> bool:
@@ -459,13 +473,6 @@ def _sent_back_to(data: dict[str, Any], name: str) -> bool:
 def _failed_acs(data: Mapping[str, Any]) -> list[str]:
     qa = data["qa"] or {"results": []}
     return [result["ac"] for result in qa["results"] if result["result"] == "fail"]
-
-
-def _refactored_after_review(data: Mapping[str, Any]) -> bool:
-    p4, review = data["phases"][OPTIONAL_PHASE], data["review"]
-    if p4["status"] != "done" or not p4["finished_at"] or not review:
-        return False
-    return datetime.fromisoformat(p4["finished_at"]) >= datetime.fromisoformat(review["at"])
 
 
 def _open_new_iteration(data: dict[str, Any], name: str) -> None:
@@ -528,7 +535,7 @@ def _skip_problem(update: Update) -> str | None:
         return None
     if update.phase in SKIPPABLE_WITH_REASON:
         return None if (update.summary or "").strip() else f"skipping {update.phase} needs a summary that says why"
-    return f"{update.phase} cannot be skipped; only P4, and P1 or P7 with a reason in summary, can"
+    return f"{update.phase} cannot be skipped; only P4, and P1, P2 or P7 with a reason in summary, can"
 
 
 def prerequisite_problem(data: Mapping[str, Any], name: str) -> str | None:
@@ -555,12 +562,9 @@ def _review_problem(data: Mapping[str, Any]) -> str | None:
     review = data["review"]
     if review is None:
         return "P5 has no review"
-    if review["verdict"] == "APPROVED" or _refactored_after_review(data):
+    if review["verdict"] == "APPROVED":
         return None
-    return (
-        "the P5 review requested changes: run P3 again (a new iteration) and have it re-reviewed, "
-        "or run P4 to address them"
-    )
+    return "the P5 review requested changes: run P3 again (a new iteration) and have it re-reviewed"
 
 
 def _ac_ids(data: Mapping[str, Any]) -> list[str]:
@@ -641,8 +645,7 @@ def next_action(checkpoint: Checkpoint) -> str:
             return f"running: {_who(data, name)}"
     returned = send_back(data)
     if returned is not None:
-        hint = f"P3 {_agent(data, 'P3')} (iteration {phases['P3']['iteration'] + 1})"
-        return f"{hint}{' or P4' if OPTIONAL_PHASE in returned.phases else ''}: {returned.reason}"
+        return f"P3 {_agent(data, 'P3')} (iteration {phases['P3']['iteration'] + 1}): {returned.reason}"
     review = data["review"]
     if phases["P5"]["status"] == "done" and phases[OPTIONAL_PHASE]["status"] == "pending" and review and review["issues"]:
         return _who(data, OPTIONAL_PHASE)  # approved, but the review listed issues: refactor them

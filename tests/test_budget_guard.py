@@ -196,3 +196,20 @@ def test_exactly_at_the_cap_blocks(session):
     configure(session, "budget:\n  per_story_usd: 0.6\n")
     record(session, UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=1_000_000))
     assert guard(session, glm_call(session)).returncode == 2
+
+
+def test_in_workflow_mode_a_phase_start_and_a_workflow_launch_are_guarded(session):
+    """Workflow agents fire no PreToolUse for Agent: the guard holds their phase starts
+    (checkpoint_write running) to the story cap, and the Workflow launch to the run cap."""
+    session.install_captured()
+    configure(session, "budget:\n  per_story_usd: 0.50\n  per_run_usd: 0.60\n")
+    record(session, UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=1_000_000))  # $0.60
+    start = {"story": "01.2", "phase": "P5", "status": "running", "agent": "code-reviewer"}
+    started = guard(session, session.payload("PreToolUse", tool_name=hook.PHASE_START, tool_input=start))
+    assert started.returncode == 2 and "story 01.2 has spent $0.6000" in started.stderr.decode()
+    # Recording a result is never blocked: the work is done and paid for.
+    finished = dict(start, status="done")
+    assert guard(session, session.payload("PreToolUse", tool_name=hook.PHASE_START, tool_input=finished)).returncode == 0
+    launch = session.payload("PreToolUse", tool_name="Workflow", tool_input={"name": "hybrid:pilot", "args": "01.3"})
+    launched = guard(session, launch)
+    assert launched.returncode == 2 and "budget.per_run_usd is $0.60" in launched.stderr.decode()

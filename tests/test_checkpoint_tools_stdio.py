@@ -52,7 +52,7 @@ async def test_read_creates_write_merges_list_shows(project):
         review = {"verdict": "REQUEST_CHANGES", "score": 6, "issues": [{"severity": "major", "file": "app/roles.py", "line": 1, "text": "no check"}]}
         reviewed = await client.call_tool("checkpoint_write", {"story": "01.2", "phase": "P5", "status": "done", "review": review})
         assert "review: REQUEST_CHANGES 6/10, 1 issues (1 major)" in text_of(reviewed)
-        assert text_of(reviewed).endswith("next: P3 backend-dev (iteration 2) or P4: the review requested changes")
+        assert text_of(reviewed).endswith("next: P3 backend-dev (iteration 2): the review requested changes")
 
         listed = await client.call_tool("checkpoint_list", {})
         assert not listed.is_error

@@ -226,7 +226,7 @@ def test_a_terse_rerun_writes_the_new_iteration_and_the_result(project):
 def test_the_seeds_review_round_sends_the_story_back_to_p3(project):
     set_up(project, "changes")
     checkpoint = load_checkpoint(project, STORY)
-    assert next_action(checkpoint) == "P3 backend-dev (iteration 2) or P4: the review requested changes"
+    assert next_action(checkpoint) == "P3 backend-dev (iteration 2): the review requested changes"
     outcome = write(project, "P3", "running", 10)  # no new_iteration needed after REQUEST_CHANGES
     phases = outcome.checkpoint.phases
     assert phases["P3"]["iteration"] == 2 and phases["P3"]["status"] == "running"
@@ -246,22 +246,26 @@ def test_the_seeds_review_round_sends_the_story_back_to_p3(project):
     ]
 
 
-def test_p4_after_a_review_that_asked_for_changes_opens_the_way_to_qa(project):
+def test_requested_changes_are_made_in_p3_and_reviewed_again_never_by_a_p4_shortcut(project):
     set_up(project, "changes")
     write(project, "P4", "running", 20)
-    outcome = write(project, "P4", "done", 21, summary="validated roles as the review asked")
-    assert next_action(outcome.checkpoint) == "P6 qa-agent"
-    write(project, "P6", "done", 22, qa=ALL_PASS)
-    assert load_checkpoint(project, STORY).phases["P5"]["status"] == "done"
+    outcome = write(project, "P4", "done", 21, summary="tried to address the review in a refactor")
+    assert next_action(outcome.checkpoint) == "P3 backend-dev (iteration 2): the review requested changes"
+    before = checkpoint_files(project)
+    with pytest.raises(TransitionError, match="run P3 again .* re-reviewed"):
+        write(project, "P6", "done", 22, qa=ALL_PASS)
+    assert checkpoint_files(project) == before
 
 
-def test_a_p4_run_before_the_review_can_run_again_for_it_without_reopening_p5(project):
-    run(project, ("P1", "done"), ("P2", "done"), ("P3", "done"), ("P4", "done"), ("P5", "done", {"review": CHANGES}))
-    outcome = write(project, "P4", "running", 30)  # sent back by the review: a new P4 round by itself
-    assert outcome.checkpoint.phases["P4"]["iteration"] == 2
-    assert outcome.checkpoint.phases["P5"]["status"] == "done" and outcome.checkpoint.data["review"]["verdict"] == "REQUEST_CHANGES"
-    write(project, "P4", "done", 31)
-    write(project, "P6", "done", 32, qa=ALL_PASS)
+def test_a_story_whose_review_rounds_are_used_up_can_be_marked_failed(project):
+    set_up(project, "changes")
+    outcome = write(project, "P5", "failed", 20, summary="review rounds exhausted (2)")
+    assert outcome.checkpoint.phases["P5"]["status"] == "failed"
+    assert outcome.checkpoint.phases["P5"]["iteration"] == 1  # giving up is not a new round
+    assert next_action(outcome.checkpoint) == "blocked: P5 failed"
+    assert history(project)[-1].startswith("P5: ✗ code-reviewer")
+    with pytest.raises(TransitionError, match="already done"):  # only the phase that sent it back
+        write(project, "P1", "failed", 21)
 
 
 def test_a_qa_failure_sends_the_story_back_and_blocks_p7(project):
@@ -316,7 +320,7 @@ def test_qa_results_merge_by_ac_across_writes(project):
 # --- Refusals: each leaves the file byte-identical -------------------------------------------------
 
 REFUSED = [
-    ("p1", Update("P3", "done"), "P3 done refused: P2 is pending; it must be done before P3"),
+    ("p1", Update("P3", "done"), "P3 done refused: P2 is pending; it must be done or skipped before P3"),
     ("fresh", Update("P2", "running"), "P1 is pending; it must be done or skipped before P2"),
     ("p1", Update("P1", "running"), "P1 is already done (iteration 1); to run it again pass new_iteration=True"),
     ("p1", Update("P1", "done"), "to run it again pass new_iteration=True"),
@@ -329,7 +333,8 @@ REFUSED = [
     ("changes, p4 skipped", Update("P6", "done", qa=ALL_PASS), "the P5 review requested changes"),
     ("approved", Update("P6", "done", qa=ALL_PASS[:1]), "P6 done needs a QA result (pass or fail, with evidence) for every AC; missing: AC-2"),
     ("qa failed", Update("P7", "running"), "QA failed AC-2; the story goes back to P3 before P7"),
-    ("p1", Update("P2", "skipped", summary="no tests"), "P2 cannot be skipped"),
+    ("p1", Update("P2", "skipped"), "skipping P2 needs a summary that says why"),
+    ("p1", Update("P3", "skipped", summary="no code"), "P3 cannot be skipped"),
     ("fresh", Update("P1", "skipped"), "skipping P1 needs a summary that says why"),
     ("fresh", Update("P1", "pending"), "status 'pending' cannot be written"),
     ("fresh", Update("P1", "running", new_iteration=True), "new_iteration=True re-runs a done or failed phase; P1 is pending"),
@@ -626,14 +631,14 @@ def test_cli_status_show_and_stories(project, capsys):
     set_up(project, "changes")
     assert hybrid(["status", "--project", str(project)]) == 0
     out = capsys.readouterr().out
-    assert "01.2   User Roles  ✓   ✓   ✓   ·   ✓   ·   ·   P3 backend-dev (iteration 2) or P4" in out
+    assert "01.2   User Roles  ✓   ✓   ✓   ·   ✓   ·   ·   P3 backend-dev (iteration 2)" in out
     assert "01.3" not in out  # no checkpoint yet, and status creates none
     assert hybrid(["status", "01.2,01.3", "--project", str(project)]) == 1
     assert "no checkpoint yet" in capsys.readouterr().out
 
     assert hybrid(["checkpoint", "show", STORY, "--project", str(project)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "# .claude/checkpoints/01.2.yaml (next: P3 backend-dev (iteration 2) or P4: the review requested changes)"
+    assert lines[0] == "# .claude/checkpoints/01.2.yaml (next: P3 backend-dev (iteration 2): the review requested changes)"
     assert lines[-1] == f"P5: ✓ code-reviewer {hhmm(3)}"
 
     assert hybrid(["stories", "--project", str(project)]) == 0
@@ -685,3 +690,12 @@ def test_listing_named_stories_can_create_their_checkpoints(project):
     assert listing.checkpoint is not None and checkpoint_path(project, STORY).is_file()
     [missing] = list_checkpoints(project, ["09.9"], create_from=GLOB)
     assert missing.checkpoint is None and "no story file" in str(missing.problem)
+
+
+@pytest.mark.parametrize("field", ["agent", "model"])
+def test_a_name_with_a_newline_would_break_tail_1_and_is_refused(project, field):
+    set_up(project, "fresh")
+    before = checkpoint_files(project)
+    with pytest.raises(CheckpointError, match="newline or a control character"):
+        write(project, "P1", "done", **{field: "ux-designer\n"})
+    assert checkpoint_files(project) == before

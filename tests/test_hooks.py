@@ -223,7 +223,9 @@ def test_hooks_json_commands():
         ("mcp__plugin_hybrid_glm__write_tests", True),
         ("mcp__plugin_hybrid_glm__refactor", True),
         ("mcp__plugin_hybrid_glm__write_docs", True),
-        ("mcp__plugin_hybrid_glm__checkpoint_write", False),
+        ("mcp__plugin_hybrid_glm__checkpoint_write", True),  # a phase start, in workflow mode too
+        ("Workflow", True),
+        ("mcp__plugin_hybrid_glm__checkpoint_read", False),
         ("mcp__plugin_hybrid_glm__implement_more", False),
         ("ListAgents", False),
         ("SendAgentMessage", False),
@@ -233,7 +235,7 @@ def test_hooks_json_commands():
 def test_budget_matcher(tool, guarded):
     [group] = hook_config()["PreToolUse"]
     assert matcher_matches(group["matcher"], tool) is guarded
-    assert ((tool in hook.AGENT_TOOLS) or (tool in hook.GUARDED_GLM_TOOLS)) is guarded
+    assert (tool in hook.GUARDED_TOOLS) is guarded
 
 
 # --- the captured sessions, end to end --------------------------------------------------------

@@ -499,3 +499,20 @@ def test_dashboard_stays_small_at_1000_stories(tmp_path):
     size = len(html.encode())
     assert size < 400_000, size
     assert html.count("<tr>") < 5  # the table's rows are built in the page from the data, not sent as markup
+
+
+def test_a_note_goes_under_the_title_of_the_report_and_into_the_dashboard(capsys, project, tmp_path):
+    code, out, _ = run(capsys, "--project", str(project), "--note", "simulated models: no API was called")
+    assert code == 0 and out.splitlines()[2] == "> simulated models: no API was called"
+    assert report_json(capsys, project, "--note", "n")["note"] == "n"
+    page = tmp_path / "d.html"
+    run(capsys, "--project", str(project), "--action", "dashboard", "--output", str(page), "--note", "simulated <b>")
+    html = page.read_text()
+    assert '"note":"simulated ' in html and "simulated <b>" not in html  # data, never markup
+
+
+def test_a_prices_file_that_is_not_utf8_is_one_line(capsys, project, tmp_path):
+    bad = tmp_path / "prices.yaml"
+    bad.write_bytes(b"models:\n  x: {input: \xff}\n")
+    code, _, err = run(capsys, "--project", str(project), "--prices", str(bad))
+    assert code == 2 and "not UTF-8" in err and "Traceback" not in err

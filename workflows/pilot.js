@@ -1,7 +1,7 @@
 export const meta = {
   name: 'pilot',
   description: 'Hybrid pilot: every story through P1-P7 (Claude judges, GLM writes), pipelined with no barrier between phases; the review loop is decided from the reviewer\'s data',
-  whenToUse: 'Arguments: story ids, comma-separated, and optionally max_review_rounds=N. With --no-workflow in the arguments, do not call Workflow: call Skill({skill: "hybrid:pilot-agents", args: <the arguments>}) and follow it instead. After the workflow\'s result arrives, run `hybrid report --stories <ids>` with Bash and give its headline and verdict.',
+  whenToUse: 'Arguments: story ids, comma-separated, and optionally max_review_rounds=N. With --no-workflow in the arguments, do not call Workflow: call Skill({skill: "hybrid:pilot-agents", args: <the arguments>}) and follow it instead. After the workflow\'s result arrives, call Skill({skill: "hybrid:report", args: <the story ids>}) and follow it.',
   phases: [
     { title: 'P1 UX' },
     { title: 'P2 Tests' },
@@ -13,27 +13,57 @@ export const meta = {
   ],
 }
 
-// args: the command line as a string ("01.2,01.3 max_review_rounds=3"), or an object:
-//       {stories: ['01.2', ...] or '01.2,01.3', max_review_rounds: 2, phases: ['P1', ...] (optional),
-//        developer: {'01.4': 'frontend-dev'} (optional; default backend-dev),
-//        resume: {'01.2': {done: ['P1', 'P2'], round: 2}} (optional: the phases the checkpoints show done or
-//        skipped, and the review round to continue from; /hybrid:resume reads them from checkpoint_list)}
-function fromCommandLine(line) {
-  const words = String(line).split(/[,\s]+/).filter(Boolean)
-  const options = Object.fromEntries(words.filter(w => w.includes('=')).map(w => w.split('=', 2)))
-  return { ...options, stories: words.filter(w => !w.includes('=') && !w.startsWith('--')), flags: words.filter(w => w.startsWith('--')) }
-}
-const input = typeof args === 'string' ? fromCommandLine(args) : args || {}
-if ((input.flags || []).includes('--no-workflow')) {
-  return { error: '--no-workflow: run Skill hybrid:pilot-agents with these arguments instead of this workflow' }
-}
-const stories = Array.isArray(input.stories) ? input.stories : String(input.stories || '').split(/[,\s]+/).filter(Boolean)
-const maxRounds = Number(input.max_review_rounds || 2)
-const only = input.phases ? new Set(input.phases) : null
-const resume = input.resume || {}
-const developer = input.developer || {}
-
+// args: the command line as a string ("01.2,01.3 max_review_rounds=3 phases=P1,P2"), or an object:
+//   {stories: ['01.2', ...] or '01.2,01.3', max_review_rounds: 2, phases: ['P1', ...] (only these run),
+//    developer: {'01.4': 'frontend-dev'} (default backend-dev),
+//    resume: {'01.2': {done: ['P1', 'P2'], round: 2}}: the phases the checkpoints show finished
+//    before the story's next step, and the review round to continue from (/hybrid:resume).
+const PHASES = ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7']
 const TITLE = { P1: 'P1 UX', P2: 'P2 Tests', P3: 'P3 Implement', P4: 'P4 Refactor', P5: 'P5 Review', P6: 'P6 QA', P7: 'P7 Docs' }
+const STORY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+function commaList(value) {
+  return Array.isArray(value) ? value.map(String) : String(value || '').split(',').map(s => s.trim()).filter(Boolean)
+}
+
+function fromCommandLine(line) {
+  const input = { stories: [], flags: [] }
+  for (const word of String(line).split(/\s+/).filter(Boolean)) {
+    if (word.startsWith('--')) input.flags.push(word)
+    else if (word.includes('=')) input[word.slice(0, word.indexOf('='))] = word.slice(word.indexOf('=') + 1)
+    else input.stories.push(...commaList(word))
+  }
+  return input
+}
+
+function readArgs() {
+  const input = typeof args === 'string' ? fromCommandLine(args) : { ...(args || {}) }
+  const problems = []
+  if ((input.flags || []).includes('--no-workflow')) problems.push('--no-workflow: run Skill hybrid:pilot-agents with these arguments instead')
+  const stories = commaList(input.stories)
+  if (!stories.length) problems.push('no story ids given (e.g. 01.2,01.3)')
+  const bad = stories.filter(s => !STORY_ID.test(s))
+  if (bad.length) problems.push(`not story ids: ${bad.join(', ')}`)
+  const rounds = input.max_review_rounds === undefined ? 2 : Number(input.max_review_rounds)
+  if (!Number.isInteger(rounds) || rounds < 1) problems.push(`max_review_rounds must be a whole number >= 1, not ${input.max_review_rounds}`)
+  const phases = input.phases === undefined ? PHASES : commaList(input.phases)
+  const unknown = phases.filter(p => !PHASES.includes(p))
+  if (unknown.length) problems.push(`unknown phases: ${unknown.join(', ')} (use P1..P7)`)
+  return { problems, stories, rounds, only: new Set(phases), resume: input.resume || {}, developer: input.developer || {} }
+}
+
+const { problems, stories, rounds: maxRounds, only, resume, developer } = readArgs()
+if (problems.length) {
+  log(`pilot: not started: ${problems.join('; ')}`)
+  return { error: problems.join('; '), stories: [] }
+}
+
+// What every agent returns as data: how its phase ended. P5 and P6 return their results.
+const STATUS = {
+  type: 'object',
+  properties: { status: { type: 'string', enum: ['done', 'failed', 'skipped'] }, summary: { type: 'string' } },
+  required: ['status', 'summary'],
+}
 const REVIEW = {
   type: 'object',
   properties: {
@@ -74,26 +104,6 @@ function issueLines(review) {
   return review.issues.map(i => `- ${i.severity} ${i.file || '?'}:${i.line || '?'} ${i.text}`).join('\n')
 }
 
-// One story's path through the phases. `state` carries what the next stage needs; a stage
-// that ends the story (failed, or phases not asked for) passes it through untouched.
-function wanted(state, phase) {
-  if (state.stopped) return false
-  if (only && !only.has(phase)) return false
-  if (state.done.has(phase)) {
-    log(`${state.story} ${phase}: already done in the checkpoint, skipped`)
-    return false
-  }
-  return true
-}
-
-async function run(state, phase, agentType, task, schema) {
-  const options = { label: `${phase} ${state.story}`, phase: TITLE[phase], agentType: `hybrid:${agentType}` }
-  if (schema) options.schema = schema
-  const result = await agent(`[story ${state.story} ${phase}] ${task}`, options)
-  if (result === null) stop(state, `${phase} did not finish (the agent failed or was stopped)`)
-  return result
-}
-
 function stop(state, reason) {
   state.stopped = true
   state.status = 'failed'
@@ -101,9 +111,33 @@ function stop(state, reason) {
   log(`${state.story}: stopped, ${reason}`)
 }
 
+// Whether a phase runs now: not for a stopped story, not outside `phases`, not when the
+// checkpoint already shows it finished (a resumed run).
+function wanted(state, phase) {
+  if (state.stopped || !only.has(phase)) return false
+  if (state.done.has(phase)) {
+    log(`${state.story} ${phase}: already done in the checkpoint, skipped`)
+    return false
+  }
+  return true
+}
+
+async function run(state, phase, role, task, schema = STATUS) {
+  const result = await agent(`[story ${state.story} ${phase}] ${task}`, {
+    label: `${phase} ${state.story}`, phase: TITLE[phase], agentType: `hybrid:${role}`, schema,
+  })
+  if (result == null) stop(state, `${phase} did not finish (the agent failed or was stopped)`)
+  else if (schema === STATUS && result.status === 'failed') stop(state, `${phase} failed: ${result.summary}`)
+  else state.ran.push(phase)
+  return result
+}
+
 async function ux(story) {
   const resumed = resume[story] || {}
-  const state = { story, status: 'done', rounds: 0, score: null, refactored: false, done: new Set(resumed.done || []), round: Number(resumed.round || 1) }
+  const state = {
+    story, status: 'done', reason: null, ran: [], rounds: 0, score: null, refactored: false,
+    done: new Set(resumed.done || []), round: Number(resumed.round || 1),
+  }
   if (wanted(state, 'P1')) await run(state, 'P1', 'ux-designer', `Design the UX for story ${story}.`)
   return state
 }
@@ -119,23 +153,24 @@ async function implementAndReview(state) {
   state.resumedPastReview = state.done.has('P5')
   while (!state.stopped) {
     if (wanted(state, 'P3')) {
-      const fix = review && review.verdict === 'REQUEST_CHANGES' ? `\nFix these review issues:\n${issueLines(review)}` : ''
+      const fix = review ? `\nFix these review issues:\n${issueLines(review)}` : ''
       await run(state, 'P3', developer[state.story] || 'backend-dev', `Implement story ${state.story} through GLM.${fix}`)
     }
     if (!wanted(state, 'P5')) break
-    review = await run(state, 'P5', 'code-reviewer', `Review story ${state.story}, review round ${round}.`, REVIEW)
+    const last = round >= maxRounds
+    const task = `Review story ${state.story}, review round ${round} of ${maxRounds}${last ? ' (the last)' : ''}.`
+    review = await run(state, 'P5', 'code-reviewer', task, REVIEW)
     if (state.stopped) break
     state.rounds = round
     state.score = review.score
-    state.issues = review.issues.length
     log(`${state.story}: review round ${round} ${review.verdict} ${review.score}/10, ${review.issues.length} issue(s)`)
     if (review.verdict === 'APPROVED') break
-    if (round >= maxRounds) {
+    if (last) {
       stop(state, `review rounds exhausted: ${round} of ${maxRounds} asked for changes`)
       break
     }
     round += 1
-    state.done.delete('P3') // a new round redoes P3 and P5, whatever the checkpoint said before
+    state.done.delete('P3') // the new round redoes P3 and P5, whatever the checkpoint said before
     state.done.delete('P5')
   }
   state.review = review
@@ -149,8 +184,8 @@ async function refactor(state) {
   const needed = review ? review.issues.length > 0 : state.resumedPastReview
   if (needed && wanted(state, 'P4')) {
     const issues = review ? `:\n${issueLines(review)}` : ' (they are in the checkpoint)'
-    await run(state, 'P4', 'senior-dev', `Refactor story ${state.story} for the review's remaining issues${issues}`)
-    state.refactored = !state.stopped
+    const result = await run(state, 'P4', 'senior-dev', `Refactor story ${state.story} for the review's remaining issues${issues}`)
+    state.refactored = result != null && result.status === 'done'
   }
   return state
 }
@@ -175,10 +210,13 @@ async function docs(state) {
 log(`pilot: ${stories.join(', ')}; at most ${maxRounds} review round(s)`)
 const results = await pipeline(stories, ux, tests, implementAndReview, refactor, qa, docs)
 const summary = results.map((state, index) =>
-  state === null
-    ? { story: stories[index], status: 'failed', reason: 'a stage threw' }
-    : { story: state.story, status: state.status, reason: state.reason || null, review_rounds: state.rounds,
-        score: state.score, refactored: state.refactored, ac_passed: state.ac_passed ?? null, ac_total: state.ac_total ?? null },
+  state == null
+    ? { story: stories[index], status: 'failed', reason: 'a stage of the workflow threw', phases_run: [] }
+    : {
+        story: state.story, status: state.status, reason: state.reason, phases_run: state.ran,
+        review_rounds: state.rounds, score: state.score, refactored: state.refactored,
+        ac_passed: state.ac_passed ?? null, ac_total: state.ac_total ?? null,
+      },
 )
 log(`pilot: ${summary.filter(s => s.status === 'done').length} of ${summary.length} stories done`)
 return { stories: summary }

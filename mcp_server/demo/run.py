@@ -29,10 +29,11 @@ PLUGIN_ROOT = Path(__file__).resolve().parents[2]
 CLI_PACKAGE = "@anthropic-ai/claude-code"
 CLI_VERSION = "2.1.330"
 STORIES = ("01.2", "01.3", "01.4")
+NPM_TIMEOUT_S = 600
 DASHBOARD = Path(".claude") / "hybrid" / "dashboard.html"
 SIMULATED = "(simulated models: no Anthropic or GLM API was called)"
 ALLOWED_TOOLS = (
-    "Agent Bash Read Write Glob Grep Workflow "
+    "Agent Bash Read Write Glob Grep Workflow Skill "
     "mcp__plugin_hybrid_glm__write_tests mcp__plugin_hybrid_glm__implement mcp__plugin_hybrid_glm__refactor "
     "mcp__plugin_hybrid_glm__write_docs mcp__plugin_hybrid_glm__checkpoint_read "
     "mcp__plugin_hybrid_glm__checkpoint_write mcp__plugin_hybrid_glm__checkpoint_list"
@@ -101,8 +102,11 @@ def find_claude(say=print) -> str:
     target = _cache_dir()
     say(f"installing the Claude Code CLI {CLI_VERSION} with npm into {target} (once)")
     target.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([npm, "install", "--prefix", str(target), "--no-audit", "--no-fund", f"{CLI_PACKAGE}@{CLI_VERSION}"],
-                          capture_output=True, text=True)
+    try:
+        done = subprocess.run([npm, "install", "--prefix", str(target), "--no-audit", "--no-fund", f"{CLI_PACKAGE}@{CLI_VERSION}"],
+                              capture_output=True, text=True, timeout=NPM_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise DemoError(f"npm did not install {CLI_PACKAGE}@{CLI_VERSION} within {NPM_TIMEOUT_S} s; check the network") from None
     binary = target / "node_modules" / ".bin" / "claude"
     if done.returncode != 0 or not binary.exists():
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -178,7 +182,10 @@ def run_session(
     command = [claude, "-p", prompt, "--output-format", "json", "--allowedTools", allowed_tools]
     if plugin_dir is not None:
         command += ["--plugin-dir", str(plugin_dir)]
-    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout_s)
+    try:
+        done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise DemoError(f"the Claude Code session did not finish within {timeout_s:g} s (project: {project})") from None
     try:
         result = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
     except ValueError:
@@ -216,7 +223,7 @@ def main(directory: str | None = None, say=print) -> int:
     say("")
     say(f"hybrid report {SIMULATED}; the tokens are what the simulators reported, priced at list prices:")
     say("")
-    where = ["--project", str(project), "--stories", ",".join(STORIES)]
+    where = ["--project", str(project), "--stories", ",".join(STORIES), "--note", f"hybrid demo: {SIMULATED}"]
     monitor([*where, "--action", "report"])
     monitor([*where, "--action", "dashboard", "--output", str(project / DASHBOARD)])
     say("")

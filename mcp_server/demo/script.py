@@ -27,6 +27,7 @@ HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" report')  # the command's expan
 WORKING_DIRECTORY = re.compile(r"Primary working directory: (?P<path>[^\n\\]+)")
 WORKFLOW_DONE = re.compile(r"<task-notification>|background-task event", re.IGNORECASE)
 COVERAGE_TOTAL = re.compile(r"^TOTAL\s+\d+\s+\d+\s+(\d+(?:\.\d+)?)%", re.MULTILINE)
+LAST_ROUND = re.compile(r"review round (\d+) of \1\b")
 WORK_STEP = 2  # every agent: 0 read the checkpoint, 1 mark running, 2 do the work
 NEXT_STEP = re.compile(r"^(?P<phase>P[1-7]) (?P<agent>[a-z-]+)(?: \(iteration (?P<iteration>\d+)\))?")
 
@@ -149,7 +150,7 @@ def _call(tool: str, **arguments: Any) -> Turn:
     return Turn(tool_calls=((tool, arguments),))
 
 
-def _write(story: str, phase: str, status: str, agent: str, **extra: Any) -> Turn:
+def _write(story: str, phase: str, status: str, agent: str | None = None, **extra: Any) -> Turn:
     extra = {key: value for key, value in extra.items() if value not in (None, [], "")}
     return _call(f"{TOOL}checkpoint_write", story=story, phase=phase, status=status, agent=agent, **extra)
 
@@ -178,12 +179,17 @@ def _delegated(result: str) -> tuple[str, str, list[str], str]:
 @dataclass(frozen=True)
 class Outcome:
     """How an agent's phase ended: what it records, what it says, and the data a workflow's
-    schema asks for (None when the phase returns text only)."""
+    schema asks for (by default the workflow's status schema: {status, summary}). ``then``:
+    further checkpoint writes after the record (a reviewer giving up on the last round)."""
 
     status: str
     record: dict[str, Any]
     text: str
     data: dict[str, Any] | None = None
+    then: tuple[dict[str, Any], ...] = ()
+
+    def answer(self) -> dict[str, Any]:
+        return self.data if self.data is not None else {"status": self.status, "summary": self.record.get("summary") or self.text}
 
 
 Work = Callable[[str, dict[str, Any], Conversation, Scenario], Turn]
@@ -204,10 +210,11 @@ def _role(phase: str, agent: str, work: Work, judge: Judge) -> Callable[[str, Co
         if step == WORK_STEP:
             return work(story, checkpoint, talk, scenario)
         outcome = judge(story, checkpoint, talk, scenario)
-        if step == WORK_STEP + 1:
-            return _write(story, phase, outcome.status, agent, **outcome.record)
-        if step == WORK_STEP + 2 and talk.structured_output and outcome.data is not None:
-            return _call("StructuredOutput", **outcome.data)
+        writes = [{"status": outcome.status, **outcome.record}, *outcome.then]
+        if step < WORK_STEP + 1 + len(writes):
+            return _write(story, phase, agent=agent, **writes[step - WORK_STEP - 1])
+        if step == WORK_STEP + 1 + len(writes) and talk.structured_output:
+            return _call("StructuredOutput", **outcome.answer())
         return Turn(text=outcome.text)
 
     return play
@@ -338,7 +345,10 @@ def _reviewed(story: str, checkpoint: dict[str, Any], talk: Conversation, scenar
     verdict = {"verdict": review.verdict, "score": review.score, "issues": list(review.issues)}
     lines = [f"P5 {story} {review.verdict} {review.score:g}/10"] + [f"- {_issue_lines([i])}" for i in review.issues]
     record = {"summary": f"round {round_number}: {review.verdict} {review.score:g}/10", "review": verdict}
-    return Outcome("done", record, "\n".join(lines), verdict)
+    # As the reviewer's instructions say: on the last round, changes asked for end the story.
+    last = LAST_ROUND.search("\n".join(talk.first_user))
+    gives_up = ({"status": "failed", "summary": "review rounds exhausted"},) if last and review.verdict == "REQUEST_CHANGES" else ()
+    return Outcome("done", record, "\n".join(lines), verdict, gives_up)
 
 
 def _checked(story: str, checkpoint: dict[str, Any], talk: Conversation, scenario: Scenario) -> Outcome:
@@ -354,7 +364,7 @@ def _checked(story: str, checkpoint: dict[str, Any], talk: Conversation, scenari
     if total:  # coverage.py's `report` ends with: TOTAL <statements> <missed> <percent>%
         record["coverage"] = {"percent": float(total.group(1)), "source": coverage_report(story)}
         text += f", coverage {total.group(1)}%"
-    return Outcome("done" if passed else "failed", record, text, data)
+    return Outcome("done", record, text, data)  # failed ACs are results: they send the story back
 
 
 AGENTS: dict[str, Callable[[str, Conversation, Scenario], Turn]] = {
@@ -374,7 +384,7 @@ TASKS = {
     "P2": "Write the tests for story {story} through GLM.",
     "P3": "Implement story {story} through GLM.",
     "P4": "Refactor story {story} for the review's remaining issues.",
-    "P5": "Review story {story}, review round {round}.",
+    "P5": "Review story {story}, review round {round} of {rounds}.",
     "P6": "Check every acceptance criterion of story {story}.",
     "P7": "Write the docs for story {story} through GLM.",
 }
@@ -394,11 +404,11 @@ def _next_steps(table: str, stories: list[str]) -> dict[str, str]:
     return steps
 
 
-def _launch(story: str, step: str, rounds_done: int) -> tuple[str, dict[str, Any]]:
+def _launch(story: str, step: str, rounds_done: int, max_rounds: int) -> tuple[str, dict[str, Any]]:
     found = NEXT_STEP.match(step)
     assert found, step
     phase, agent = found.group("phase"), found.group("agent")
-    task = TASKS[phase].format(story=story, round=rounds_done + 1)
+    task = TASKS[phase].format(story=story, round=rounds_done + 1, rounds=max_rounds)
     if phase == "P3" and found.group("iteration"):
         task += " Fix the issues of the latest review (they are in the checkpoint)."
     prompt = f"[story {story} {phase}] {task}"
@@ -406,25 +416,33 @@ def _launch(story: str, step: str, rounds_done: int) -> tuple[str, dict[str, Any
 
 
 def _report(talk: Conversation, stories: list[str]) -> Turn:
-    hybrid = HYBRID_CLI.search("\n".join(talk.first_user))
+    """Bash with the command's `bin/hybrid` path, from /hybrid:pilot-agents' text or from the
+    /hybrid:report skill the workflow's command text sends the model to."""
+    texts = [*talk.first_user, *(result for _, _, result in talk.calls), talk.last_user]
+    hybrid = next((found for found in map(HYBRID_CLI.search, texts) if found), None)
     command = f'"{hybrid.group(1) if hybrid else "hybrid"}" report --stories {",".join(stories)}'
     return _call("Bash", command=command, description="Cost and quality report")
 
 
+PIPELINE_ORDER = ("P1", "P2", "P3", "P5", "P4", "P6", "P7")
+
+
 def _resume_args(table: str, stories: list[str]) -> dict[str, Any]:
-    """What /hybrid:resume passes the workflow: per unfinished story, the phases done or skipped."""
+    """What /hybrid:resume passes the workflow, as its command says: per unfinished story, the
+    phases finished (✓ or –) before its next step, and the review round the next step is in."""
     unfinished, resume = [], {}
     for line in table.splitlines():
         cells = line.split()
         if len(cells) < 9 or cells[0] not in stories:
             continue
-        story, marks, step = cells[0], cells[1:8], " ".join(cells[8:])
-        if step == "done":
+        story, marks, step = cells[0], dict(zip(("P1", "P2", "P3", "P4", "P5", "P6", "P7"), cells[1:8])), " ".join(cells[8:])
+        if step == "done" or step.startswith("blocked"):
             continue
         unfinished.append(story)
-        done = [f"P{n + 1}" for n, mark in enumerate(marks) if mark[:1] in ("✓", "–")]
-        review_round = int(marks[4][1:]) if marks[4][1:].isdigit() else 1
-        resume[story] = {"done": done, "round": review_round}
+        found = NEXT_STEP.match(step.removeprefix("running: "))
+        before = PIPELINE_ORDER[: PIPELINE_ORDER.index(found.group("phase"))] if found else PIPELINE_ORDER
+        done = [phase for phase in before if marks[phase][:1] in ("✓", "–")]
+        resume[story] = {"done": done, "round": int(found.group("iteration") or 1) if found else 1}
     return {"stories": unfinished, "resume": resume}
 
 
@@ -433,8 +451,10 @@ def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str,
     if last == "Bash":
         report = talk.calls[-1][2].strip().splitlines()
         return Turn(text="Pilot finished (simulated models).\n" + "\n".join(report[:12]))
-    if WORKFLOW_DONE.search(talk.last_user):
+    if last == "Skill":  # the report skill's text holds the plugin's bin/hybrid
         return _report(talk, stories)
+    if WORKFLOW_DONE.search(talk.last_user):
+        return _call("Skill", skill="hybrid:report", args=",".join(stories))
     if last == "Workflow":
         return Turn(text="The pilot workflow is running; its result arrives as a notification.")
     if command == "resume" and last != f"{TOOL}checkpoint_list":
@@ -467,7 +487,9 @@ def _orchestrator(talk: Conversation, scenario: Scenario, command: str, argument
     if exhausted:
         story = exhausted[0]
         return _write(story, "P5", "failed", "code-reviewer", summary=f"review rounds exhausted ({scenario.max_review_rounds})")
-    launches = tuple(_launch(s, step, reviews.get(s, 0)) for s, step in steps.items() if NEXT_STEP.match(step))
+    launches = tuple(
+        _launch(s, step, reviews.get(s, 0), scenario.max_review_rounds) for s, step in steps.items() if NEXT_STEP.match(step)
+    )
     if launches:
         return Turn(text="Launching the next phase for each story.", tool_calls=launches)
     return _report(talk, stories)

@@ -5,6 +5,7 @@ argument or setting. Errors are one line on stderr, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -47,6 +48,7 @@ def build_parser(prog: str = "hybrid-monitor") -> argparse.ArgumentParser:
     parser.add_argument("--until", help="only ledger usage before this date/time (a bare date: up to the end of that day)")
     parser.add_argument("--project", help="the project directory (default: $CLAUDE_PROJECT_DIR, else the current directory)")
     parser.add_argument("--prices", help="a YAML price file (prices.yaml's shape: models: {id: {input, output, ...}}) over the shipped prices and your overrides")
+    parser.add_argument("--note", help="a line shown under the title of the report and the dashboard (e.g. where the numbers come from)")
     parser.add_argument("--no-cache", action="store_true",
                         help="parse every checkpoint again; neither read nor write .claude/hybrid/monitor-cache.json")
     return parser
@@ -66,6 +68,8 @@ def _price_rows(path: str | None) -> dict[str, Any]:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
         raise UsageProblem(f"--prices {path}: cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise UsageProblem(f"--prices {path}: not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise UsageProblem(f"--prices {path}: not valid YAML ({error})") from None
     rows = loaded.get("models", loaded) if isinstance(loaded, dict) else None
@@ -119,7 +123,7 @@ def run(args: argparse.Namespace, stdout=None, stderr=None) -> int:
     if since and until and since >= until:
         raise UsageProblem(f"--since {args.since} is not before --until {args.until}")
     data = load_input(root, prices, stories=_stories(args.stories), since=since, until=until, use_cache=not args.no_cache)
-    report = build_report(data, prices, settings.monitor)
+    report = dataclasses.replace(build_report(data, prices, settings.monitor), note=args.note)
     targets = _targets(args, root)
     if "report" in targets:
         if args.json:

@@ -97,6 +97,7 @@ def dashboard_data(report: Report) -> dict[str, Any]:
         "meta": {
             "generated_at": report.generated_at,
             "project": report.project,
+            "note": report.note,
             "stories": len(report.stories),
             "verdict": report.verdict,
             "verdict_line": report.verdict_line,

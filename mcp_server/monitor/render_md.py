@@ -73,6 +73,7 @@ def headline(report: Report) -> list[str]:
     return [
         "# Hybrid AI Batch Report",
         "",
+        *([f"> {report.note}", ""] if report.note else []),
         f"Stories: {_stories_line(report.stories)}{BREAK}",
         f"{cost}{BREAK}",
         f"{base}{BREAK}",

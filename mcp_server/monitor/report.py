@@ -321,6 +321,7 @@ class Report:
     unattributed: dict[str, Any]
     price_dates: tuple[str, str] | None
     baseline_is_default: bool = True
+    note: str | None = None  # --note: a line under the title, e.g. where the numbers come from
 
     @property
     def verdict_line(self) -> str:
@@ -733,6 +734,7 @@ def _seconds(value: float | None) -> float | None:
 
 def to_json(report: Report) -> dict[str, Any]:
     return {
+        "note": report.note,
         "generated_at": report.generated_at,
         "project": report.project,
         "stories": report.stories,

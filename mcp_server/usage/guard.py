@@ -6,7 +6,8 @@ up to date. Exit 0: go on. Exit 2: blocked, the reason on stderr. Anything else:
 it and lets the call through (the guard never blocks by accident).
 
 - Story cap (``budget.per_story_usd``): the story is ``tool_input.story`` for the GLM tools and
-  the ``[story <id> <phase>]`` prefix of an Agent prompt. No story: only the run cap applies.
+  for a phase start (``checkpoint_write`` with status running), and the ``[story <id> <phase>]``
+  prefix of an Agent prompt. No story (a Workflow launch): only the run cap applies.
 - Run cap (``budget.per_run_usd``): everything recorded in the project (Claude and GLM) since
   this Claude Code session began: the earliest of the first timestamp in its main transcript
   and its first ledger row. When neither is known yet, nothing has been spent in it.

@@ -41,6 +41,7 @@ PROJECT_CONFIG = Path(".claude") / "hybrid.yaml"
 # read by the next pass. Kept under each handler's timeout in hooks.json (SessionEnd hooks
 # share 1.5 s in all), so a killed hook never throws away a long read.
 STOP_SECONDS = 6.0
+SUBAGENT_STOP_SECONDS = 6.0
 SESSION_END_SECONDS = 0.8
 BUDGET_CATCH_UP_SECONDS = 2.0
 # A session killed before its Stop hook (a crash, a kill -9) is read by the next session's Stop.
@@ -51,6 +52,10 @@ GUARD_TIMEOUT_SECONDS = 6.0
 GLM_TOOL_PREFIX = "mcp__plugin_hybrid_glm__"
 GUARDED_GLM_TOOLS = {GLM_TOOL_PREFIX + name for name in ("write_tests", "implement", "refactor", "write_docs")}
 AGENT_TOOLS = {"Agent", "Task"}  # "Task" is the tool's former name; the CLI still reports it so in places
+# A workflow's agents fire no PreToolUse for Agent: the guard sees the Workflow launch (run cap)
+# and each phase start, an agent's checkpoint_write(status="running") (story and run caps).
+PHASE_START = GLM_TOOL_PREFIX + "checkpoint_write"
+GUARDED_TOOLS = AGENT_TOOLS | GUARDED_GLM_TOOLS | {"Workflow", PHASE_START}
 STORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PHASE_RE = re.compile(r"^[Pp]?([1-7])$")
 
@@ -256,6 +261,7 @@ def subagent_stop(payload: dict, root: Path, env: Mapping[str, str], raw: bytes)
                 session_id=_text(payload, "session_id", required=False),
                 agent_id=_text(payload, "agent_id", required=False),
                 agent_type=_text(payload, "agent_type", required=False),
+                deadline=time.monotonic() + SUBAGENT_STOP_SECONDS,
             )
         except FileNotFoundError:
             raise HookError(f"transcript not found: {path}") from None
@@ -429,8 +435,11 @@ def budget(payload: dict, root: Path, env: Mapping[str, str], raw: bytes) -> int
     if not budget_configured(root, env):
         return 0
     tool = payload.get("tool_name")
-    if tool not in AGENT_TOOLS and tool not in GUARDED_GLM_TOOLS:
+    if tool not in GUARDED_TOOLS:
         return 0
+    tool_input = payload.get("tool_input")
+    if tool == PHASE_START and not (isinstance(tool_input, dict) and tool_input.get("status") == "running"):
+        return 0  # recording a result is never blocked: only starting a phase is
     # The main loop's own spend is otherwise only read at Stop: bring the ledger up to date.
     ledger = Ledger(ledger_path(root))
     try:

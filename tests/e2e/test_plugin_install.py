@@ -44,15 +44,21 @@ def test_marketplace_install_then_a_session_bootstraps_the_server(claude, tmp_pa
         talk = Conversation.of(body)
         if not talk.calls:
             return Turn(tool_calls=((CHECKPOINT_LIST, {"stories": "01.2"}),))
-        return Turn(text="listed:\n" + talk.calls[-1][2])
+        if len(talk.calls) == 1:  # the plugin's bin/ is on the Bash tool's PATH
+            return Turn(tool_calls=(("Bash", {"command": "hybrid status 01.2", "description": "status"}),))
+        return Turn(text="\n".join(["listed:", talk.calls[0][2], "status:", talk.calls[1][2]]))
 
     project = make_project(tmp_path / "project")
     with AnthropicSim(brain) as anthropic:
         # No HYBRID_PYTHON: the installed copy must build its own environment.
         run = run_session(claude, project, "list the stories", session_env(home, anthropic.base_url),
-                          plugin_dir=None, allowed_tools=CHECKPOINT_LIST, timeout_s=600)
+                          plugin_dir=None, allowed_tools=f"{CHECKPOINT_LIST} Bash", timeout_s=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "01.2" in run.result["result"] and "P1 ux-designer" in run.result["result"], run.result
+    listed, status = run.result["result"].split("status:")
+    assert "01.2" in listed and "P1 ux-designer" in listed, run.result
+    assert "01.2   User Roles" in status and "P1 ux-designer" in status, status
+    # bin/hybrid found the venv the MCP server built (CLAUDE_PLUGIN_DATA reached it): no second one.
+    assert not (installed / ".hybrid-data").exists()
     data = home / ".claude" / "plugins" / "data"
     stamps = list(data.glob("*/venv/.hybrid-stamp"))
     assert len(stamps) == 1, list(data.rglob("*"))[:20]

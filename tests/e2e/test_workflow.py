@@ -50,6 +50,7 @@ def pipelined(claude, tmp_path_factory):
                           timeout_s=900)
         assert not anthropic.errors, anthropic.errors
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "# Hybrid AI Batch Report" in run.result["result"], run.result  # the report ran at the end
     return project, reported_usage(anthropic), [label for label in (s.label for s in anthropic.served)]
 
 
@@ -151,3 +152,20 @@ def test_a_run_killed_after_p3_resumes_without_redoing_finished_phases(claude, t
     assert not [label for label in after_labels if label.split()[-1] in ("P1", "P2", "P3")], Counter(after_labels)
     prompts = [request.body["messages"][0]["content"] for request in glm_after]
     assert prompts and all(content.startswith("You are a technical writer") for content in prompts)
+
+
+def test_a_story_whose_last_review_round_asks_for_changes_stops_failed(claude, tmp_path):
+    """max_review_rounds=1: 01.3's only review asks for changes, so its reviewer marks P5
+    failed; the workflow stops the story before P4, P6 and P7, and reports why."""
+    project = prepare_project(tmp_path / "exhausted")
+    (tmp_path / "home").mkdir()
+    with fake_claude(Scenario(reviews={"01.3": [CHANGES]}, max_review_rounds=1)) as anthropic, \
+            FakeGlm(responder=CannedGlm(replies_dir())) as glm:
+        run = run_session(claude, project, "/hybrid:pilot 01.3 max_review_rounds=1",
+                          session_env(tmp_path / "home", anthropic.base_url, glm.base_url), timeout_s=600)
+        labels = [s.label for s in anthropic.served]
+    assert run.returncode == 0, run.stderr[-2000:]
+    data = checkpoint(project, "01.3")
+    assert data["phases"]["P5"]["status"] == "failed" and data["phases"]["P6"]["status"] == "pending"
+    assert history(project, "01.3")[-1] == "P5 ✗"
+    assert not [label for label in labels if label.split()[-1] in ("P4", "P6", "P7")]

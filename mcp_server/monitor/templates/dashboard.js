@@ -41,6 +41,7 @@
   document.getElementById("meta").textContent =
     meta.stories + " stories · generated " + meta.generated_at + " · " + meta.project +
     (meta.since || meta.until ? " · ledger from " + (meta.since || "the start") + " to " + (meta.until || "now") : "");
+  if (meta.note) document.getElementById("note").textContent = meta.note;
   var verdict = document.getElementById("verdict");
   verdict.className = "verdict " + meta.verdict;
   verdict.textContent = { APPROVED: "✓ ", NEEDS_ATTENTION: "⚠ ", REJECTED: "✗ " }[meta.verdict] + meta.verdict_text;

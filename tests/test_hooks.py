@@ -46,7 +46,7 @@ class Session:
     def __init__(self, tmp: Path):
         self.home = tmp / "home"
         self.project = tmp / "project"
-        self.project.mkdir(parents=True)
+        (self.project / ".claude" / "checkpoints").mkdir(parents=True)  # a project that uses the plugin
         self.transcripts = self.home / ".claude" / "projects" / "-home-dev-project"
         self.transcripts.mkdir(parents=True)
 
@@ -560,7 +560,7 @@ SECRET = "sk-" + "ant-SECRET-in-a-prompt-0123456789"  # split: no key-shaped lit
 )
 def test_malformed_payload_exits_0_and_logs(session, action, raw):
     if action == "budget":  # the guard's fast path would return before reading anything
-        (session.project / ".claude").mkdir()
+        (session.project / ".claude").mkdir(exist_ok=True)
         (session.project / ".claude" / "hybrid.yaml").write_text("budget:\n  per_run_usd: 1\n")
     assert run_hook(session, action, raw) == 0
     log = session.log
@@ -599,7 +599,7 @@ def test_missing_transcript_is_logged(session):
 
 def test_unusable_ledger_location(session):
     session.install_captured()
-    (session.project / ".claude").mkdir()
+    (session.project / ".claude").mkdir(exist_ok=True)
     (session.project / ".claude" / "hybrid").write_text("a file where the ledger's folder should be")
     done = run_record(session, "stop", session.payload("Stop"))
     assert done.returncode == 0
@@ -700,3 +700,11 @@ def test_a_session_killed_before_its_stop_is_caught_up_by_the_next_sessions_stop
     before = snapshot(session)
     assert run_hook(session, "stop", session.payload("Stop", later)) == 0
     assert snapshot(session) == before  # read once, counted once
+
+
+def test_a_project_that_never_used_the_plugin_gets_no_ledger(tmp_path):
+    bare = Session(tmp_path)
+    shutil.rmtree(bare.project / ".claude")
+    bare.install_captured()
+    assert run_hook(bare, "stop", bare.payload("Stop")) == 0
+    assert not (bare.project / ".claude").exists()

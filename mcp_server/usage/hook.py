@@ -77,10 +77,17 @@ def main(action: str, stdin=None, environ: Mapping[str, str] | None = None) -> i
         handler = HANDLERS.get(action)
         if handler is None:
             raise HookError(f"unknown action {action[:40]!r}")
+        if action in RECORDING and not uses_hybrid(root):
+            return 0  # a project where the plugin was never used gets no ledger from its hooks
         return handler(payload, root, env, raw)
     except Exception as error:  # a hook never breaks the session
         log(root or project_root({}, env), event, action, error)
         return 0
+
+
+def uses_hybrid(root: Path) -> bool:
+    """The project has the product's state: checkpoints (a pilot) or .claude/hybrid (a GLM tool)."""
+    return (root / ".claude" / "checkpoints").is_dir() or (root / LOG_RELATIVE.parent).is_dir()
 
 
 def project_root(payload: Mapping, env: Mapping[str, str]) -> Path:
@@ -472,6 +479,7 @@ def budget(payload: dict, root: Path, env: Mapping[str, str], raw: bytes) -> int
     return 0
 
 
+RECORDING = ("subagent-stop", "stop", "session-end", "phase")
 HANDLERS: dict[str, Callable[[dict, Path, Mapping[str, str], bytes], int]] = {
     "subagent-stop": subagent_stop,
     "stop": _catch_up_action("stop", "Stop", STOP_SECONDS, earlier_sessions=True),

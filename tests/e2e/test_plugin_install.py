@@ -51,7 +51,10 @@ def test_marketplace_install_then_a_session_bootstraps_the_server(claude, tmp_pa
     project = make_project(tmp_path / "project")
     with AnthropicSim(brain) as anthropic:
         # No HYBRID_PYTHON: the installed copy must build its own environment.
-        run = run_session(claude, project, "list the stories", session_env(home, anthropic.base_url),
+        # The first start builds the venv (10-30 s, longer on a busy machine): give the server
+        # more than Claude Code's default start-up time, as docs/install.md advises.
+        env = session_env(home, anthropic.base_url, MCP_TIMEOUT="180000")
+        run = run_session(claude, project, "list the stories", env,
                           plugin_dir=None, allowed_tools=f"{CHECKPOINT_LIST} Bash", timeout_s=600)
     assert run.returncode == 0, run.stderr[-2000:]
     listed, status = run.result["result"].split("status:")

@@ -1,4 +1,9 @@
-"""Budget caps from the config, checked against the ledger's spend before a model call."""
+"""Budget caps from the config, checked against the ledger's spend before a model call.
+
+The server checks every GLM request against ledger spend plus the estimates of the requests
+still in flight (mcp_server/delegation/inflight.py), so parallel calls cannot each see the same
+room under a cap. Standard library and pydantic only: the hook guard imports this module.
+"""
 
 from __future__ import annotations
 
@@ -55,31 +60,41 @@ def spend(ledger: Ledger, prices: PriceTable, *, story: str | None = None, since
     return Spend(usd=usd, unpriced_models=tuple(unpriced), by_provider=by_provider, by_model=by_model)
 
 
+def usd(value: float) -> str:
+    """Cents when the amount is whole cents ($0.50), else enough digits to be exact ($0.004)."""
+    return f"${value:.2f}" if round(value, 2) == value else f"${value:.8f}".rstrip("0")
+
+
 def check_budget(
     *,
     per_story_usd: float | None,
     per_run_usd: float | None,
-    ledger: Ledger,
+    ledger: Ledger | None,
     prices: PriceTable,
     story: str,
     run_started_at: str,
     estimate_usd: float,
+    reserved_story_usd: float = 0.0,
+    reserved_run_usd: float = 0.0,
 ) -> None:
-    """Raise BudgetExceeded when spend so far plus this call's estimate passes a cap.
+    """Raise BudgetExceeded when a cap is reached, or when this call's estimate would pass it.
 
-    The run is everything recorded in this project since the MCP server started,
-    which Claude Code does once per session.
+    Spent is the ledger's spend plus what requests in flight have reserved (``ledger`` None:
+    nothing recorded yet). A cap is reached at spent >= cap, as the hook guard has it; a call
+    is refused also when spent + its estimate > cap. The run is everything recorded in this
+    project since the MCP server started, which Claude Code does once per session.
     """
     caps = (
-        ("budget.per_story_usd", per_story_usd, f"story {story}", {"story": story}),
-        ("budget.per_run_usd", per_run_usd, "this run", {"since": run_started_at}),
+        ("budget.per_story_usd", per_story_usd, f"story {story}", {"story": story}, reserved_story_usd),
+        ("budget.per_run_usd", per_run_usd, "this run", {"since": run_started_at}, reserved_run_usd),
     )
-    for name, cap, scope, query in caps:
+    for name, cap, scope, query, reserved in caps:
         if cap is None:
             continue
-        spent = spend(ledger, prices, **query).usd
-        if spent + estimate_usd > cap:
+        spent = (spend(ledger, prices, **query).usd if ledger is not None else 0.0) + reserved
+        if spent >= cap or spent + estimate_usd > cap:
+            in_flight = f" (${reserved:.4f} of it held by calls still running)" if reserved else ""
             raise BudgetExceeded(
-                f"{name} is ${cap:.2f}; {scope} has spent ${spent:.4f} and this call may cost up to "
+                f"{name} is {usd(cap)}; {scope} has spent ${spent:.4f}{in_flight} and this call may cost up to "
                 f"${estimate_usd:.4f}, so it was not sent. To continue, {RAISE_HINT}."
             )

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from mcp_server import checkpoint_cli
-from mcp_server.config import load_settings, project_root
+from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.errors import HybridError
 from mcp_server.budget import spend
 from mcp_server.ledger import Ledger, ledger_path
-from mcp_server.pricing import PriceTable
+from mcp_server.pricing import PriceTable, PriceTableError
 
 
 def _usage(args: argparse.Namespace) -> int:
@@ -21,7 +21,11 @@ def _usage(args: argparse.Namespace) -> int:
         print(f"no usage recorded yet: {path} does not exist (run a GLM tool or /hybrid:pilot first)")
         return 1
     settings = load_settings(root)
-    ledger, prices = Ledger(path), PriceTable.load(settings.prices)
+    try:
+        prices = PriceTable.load(settings.prices)
+    except PriceTableError as error:  # a bad `prices:` override: one line, as for any config error
+        raise ConfigError(f"prices: {error}") from None
+    ledger = Ledger(path)
     total = spend(ledger, prices, story=args.story)  # priced per request tier, as every report is
     print(f"{'provider':<10} {'model':<22} {'calls':>6} {'prompt':>10} {'cached':>10} {'output':>10} {'usd':>10}")
     for row in ledger.totals_by_model(story=args.story):

@@ -8,12 +8,22 @@ repr, log line or error message can print it.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mcp_server.errors import HybridError
 
@@ -26,8 +36,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+@lru_cache(maxsize=1)
+def _http_url() -> TypeAdapter[Any]:
+    from pydantic import HttpUrl  # loaded on first use: the server's and the hooks' start-up stay quick
+
+    return TypeAdapter(HttpUrl)
+
+
 class GlmSettings(_Strict):
-    base_url: str
+    base_url: str  # a str, not HttpUrl: that would add a trailing slash to ".../v4"
     request_timeout_s: float = Field(gt=0)
     connect_timeout_s: float = Field(gt=0)
     deadline_s: float = Field(gt=0)
@@ -39,6 +56,15 @@ class GlmSettings(_Strict):
     thinking: bool | None  # None: send no `thinking` field (for endpoints that do not know it)
     temperature: float = Field(ge=0, le=1)  # Z.ai accepts [0, 1]
 
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str) -> str:
+        try:
+            _http_url().validate_python(value)
+        except ValidationError:
+            raise ValueError("must be an http(s) URL, such as https://api.z.ai/api/paas/v4") from None
+        return value
+
 
 class ModelRouting(_Strict):
     write_tests: str = Field(min_length=1)
@@ -49,6 +75,14 @@ class ModelRouting(_Strict):
 
 class StorySettings(_Strict):
     glob: str = Field(min_length=1)
+
+    @field_validator("glob")
+    @classmethod
+    def _one_story_field(cls, value: str) -> str:
+        # {story} is the only field, once: any other brace would break the search for a story file.
+        if value.count("{story}") != 1 or "{" in value.replace("{story}", "") or "}" in value.replace("{story}", ""):
+            raise ValueError("must contain {story} exactly once and no other braces, such as docs/**/{story}*.md")
+        return value
 
 
 class ContextSettings(_Strict):

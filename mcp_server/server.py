@@ -1,7 +1,8 @@
 """The MCP server `glm`: tool signatures only. Each tool is a thin wrapper over a module below.
 
 Claude sees these tools as mcp__plugin_hybrid_glm__<name>. Their names and arguments
-are a contract with the agents; tests/test_tool_surface.py keeps them from drifting.
+are a contract with the agents; test_tool_surface_is_stable in tests/test_tools_stdio.py
+keeps them from drifting.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from mcp_server import checkpoint_tools
 from mcp_server.config import ConfigError, GlmSettings, Settings, load_settings
 from mcp_server.errors import HybridError
 from mcp_server.delegation.glm import GlmClient
+from mcp_server.delegation.inflight import InFlight
 from mcp_server.delegation.run import DelegationRequest, Services, delegate
 from mcp_server.delegation.summary import DelegationResult, as_text
-from mcp_server.ledger import Ledger, ledger_path, utc_now
+from mcp_server.ledger import ledger_path, utc_now
 from mcp_server.pricing import PriceTable, PriceTableError
 
 log = logging.getLogger("hybrid.server")
@@ -35,32 +37,42 @@ INSTRUCTIONS = (
 
 @dataclass
 class Runtime:
-    """Lives as long as the server: one HTTP client, one ledger connection."""
+    """Lives as long as the server: one pooled GLM client, and the budget room held by the
+    GLM requests in flight, per project (the ledger itself is opened per use)."""
 
     run_started_at: str = field(default_factory=utc_now)
     _glm: GlmClient | None = None
     _glm_identity: tuple[GlmSettings, str | None] | None = None
-    _ledgers: dict[str, Ledger] = field(default_factory=dict)
+    _retired: set[GlmClient] = field(default_factory=set)
+    _in_flight: dict[str, InFlight] = field(default_factory=dict)
 
-    def services(self, settings: Settings) -> Services:
+    async def _glm_client(self, settings: Settings) -> GlmClient:
         key = settings.api_key.get_secret_value() if settings.api_key else None
         # Reuse the pooled client unless the endpoint settings or key changed underneath.
         if self._glm is None or self._glm_identity != (settings.glm, key):
-            self._glm = GlmClient(settings.glm, key)
+            old, self._glm = self._glm, GlmClient(settings.glm, key)
             self._glm_identity = (settings.glm, key)
+            if old is not None:
+                # Its pool closes once the calls still running on it end; until then it is kept
+                # here, so that a server shutting down closes it too.
+                self._retired = {client for client in self._retired if client.busy}
+                self._retired.add(old)
+                await old.retire()
+        return self._glm
+
+    async def services(self, settings: Settings) -> Services:
+        glm = await self._glm_client(settings)
         path = ledger_path(settings.project_root)
-        ledger = self._ledgers.setdefault(str(path), Ledger(path))
+        in_flight = self._in_flight.setdefault(str(path), InFlight())
         try:
             prices = PriceTable.load(settings.prices)
         except PriceTableError as error:
             raise ConfigError(f"prices: {error}") from None
-        return Services(settings, self._glm, ledger, prices, self.run_started_at)
+        return Services(settings, glm, path, prices, self.run_started_at, in_flight)
 
     async def close(self) -> None:
-        if self._glm is not None:
-            await self._glm.aclose()
-        for ledger in self._ledgers.values():
-            ledger.close()
+        for client in (*self._retired, *([self._glm] if self._glm else [])):
+            await client.aclose()
 
 
 @asynccontextmanager
@@ -85,7 +97,7 @@ async def _delegate(ctx: Context, request: DelegationRequest) -> CallToolResult:
         await ctx.report_progress(step, total, message)
 
     try:
-        services = runtime.services(load_settings())
+        services = await runtime.services(load_settings())
         result = await delegate(services, request, progress)
     except HybridError as error:
         raise ToolError(str(error)) from None

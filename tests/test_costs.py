@@ -98,3 +98,31 @@ def test_run_cap_counts_only_this_run(ledger, prices):
     check_budget(per_story_usd=None, per_run_usd=0.5, ledger=ledger, prices=prices, story="01.2", run_started_at="2026-01-01", estimate_usd=0.1)
     with pytest.raises(BudgetExceeded, match="budget.per_run_usd"):
         check_budget(per_story_usd=None, per_run_usd=0.5, ledger=ledger, prices=prices, story="01.2", run_started_at="2019-01-01", estimate_usd=0.1)
+
+
+def test_a_cap_is_reached_at_the_cap_itself(ledger, prices):
+    # As the hook guard: spent >= cap blocks, even a call estimated at $0.
+    ledger.record(UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=1_000_000))  # $0.60
+    with pytest.raises(BudgetExceeded, match=r"\$0\.6000"):
+        check_budget(per_story_usd=0.6, per_run_usd=None, ledger=ledger, prices=prices, story="01.2", run_started_at="1970", estimate_usd=0.0)
+
+
+def test_calls_in_flight_count_as_spent(prices):
+    check = dict(per_story_usd=0.10, per_run_usd=None, ledger=None, prices=prices, story="01.2", run_started_at="1970")
+    check_budget(**check, estimate_usd=0.04, reserved_story_usd=0.05)
+    with pytest.raises(BudgetExceeded, match=r"\$0\.0700 of it held by calls still running"):
+        check_budget(**check, estimate_usd=0.04, reserved_story_usd=0.07)
+    run = dict(check, per_story_usd=None, per_run_usd=0.10)
+    with pytest.raises(BudgetExceeded, match="budget.per_run_usd"):
+        check_budget(**run, estimate_usd=0.04, reserved_run_usd=0.07)
+
+
+def test_the_prompt_estimate_counts_every_character():
+    from mcp_server.delegation.run import MESSAGE_OVERHEAD_TOKENS, estimate_prompt_tokens
+
+    def one(text):
+        return estimate_prompt_tokens([{"role": "user", "content": text}], 4) - MESSAGE_OVERHEAD_TOKENS
+
+    assert one("") == 0 and one("abcd") == 1 and one("abcde") == 2  # rounded up, never down
+    assert one("日本語のテキスト") == 8  # no tokenizer merges these four to a token
+    assert estimate_prompt_tokens([{"role": "system", "content": "x"}] * 3, 4) == 3 * (1 + MESSAGE_OVERHEAD_TOKENS)

@@ -1,3 +1,5 @@
+import time
+
 import anyio
 import pytest
 
@@ -26,6 +28,29 @@ def test_the_key_is_not_passed_to_generated_code(tmp_path, monkeypatch):
     assert "sekrit" not in outcome.output_tail
 
 
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[-1][:1] != "Z"  # a zombie is dead, only not yet reaped
+    except FileNotFoundError:
+        return False
+
+
+def test_a_cancelled_call_kills_the_whole_process_group(tmp_path):
+    async def cancelled_run():
+        with anyio.move_on_after(0.5):
+            await run_test_command(
+                tmp_path, "sleep 30 & echo $! > bg.pid; sleep 30", timeout_s=60, tail_chars=500
+            )
+
+    anyio.run(cancelled_run)
+    background = int((tmp_path / "bg.pid").read_text())
+    deadline = time.monotonic() + 3
+    while _alive(background) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(background)
+
+
 def test_tail_keeps_the_end(tmp_path):
     outcome = run("seq 1 5000", tmp_path)
     assert outcome.output_tail.rstrip().endswith("5000") and len(outcome.output_tail) == 500
@@ -48,3 +73,51 @@ def test_compact_result_always_fits(files):
     assert rendered_size(result) <= RESULT_LIMIT
     assert len(result.files) + result.files_omitted == files
     assert "unpriced" in as_text(result)
+
+
+LONG = "x" * 20_000
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"command": "pytest -q " + LONG},
+        {"model": "glm-" + LONG},
+        {"files": 2_000},
+        {"note": "fix round 1 stopped: " + LONG},
+        {"command": "pytest " + LONG, "model": "glm-" + LONG, "files": 2_000, "note": LONG, "tail": LONG},
+    ],
+    ids=["long-command", "long-model", "many-files", "long-note", "all-together"],
+)
+def test_long_free_text_never_breaks_the_cap(changes):
+    result = _result(changes.get("files", 3), changes.get("tail", "E" * 10_000))
+    result.tests.command = changes.get("command", result.tests.command)
+    result.model = changes.get("model", result.model)
+    result.note = changes.get("note")
+    compacted = compact(result)
+    assert rendered_size(compacted) <= RESULT_LIMIT
+    assert len(compacted.files) + compacted.files_omitted == len(result.files)
+    assert compacted.model.startswith("glm-") and compacted.tests.command.startswith("pytest")
+
+
+def test_absurd_numbers_are_clamped_and_said_so():
+    result = _result(5, LONG)
+    result.tests.command, result.model, result.note = LONG, LONG, LONG
+    result.tokens = TokenLine(prompt=10**500, cached=10**400, completion=10**300, reasoning=10**200)
+    result.lines_written, result.cost_usd, result.duration_s = 10**600, 1e300, 1e300
+    compacted = compact(result)
+    assert rendered_size(compacted) <= RESULT_LIMIT
+    assert "too large" in compacted.note
+
+
+def test_short_results_are_left_alone():
+    result = _result(3, "E" * 100)
+    assert compact(result) == result
+
+
+def test_a_deleted_file_says_deleted_not_zero_lines():
+    result = _result(1, None)
+    result.files.append(FileLine(path="app/old.py", lines=0, created=False, deleted=True))
+    text = as_text(compact(result))
+    assert "app/old.py (deleted)" in text and "app/old.py (0)" not in text
+    assert "changed 2 file(s) (1 deleted)" in text

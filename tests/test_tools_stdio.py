@@ -8,11 +8,12 @@ import time
 
 import anyio
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
 
-from mcp_server.delegation.protocol import FileEdit, FileWrite, render_reply
-from tests.fakes.fake_glm import FakeGlm
+from mcp_server.delegation.protocol import FileDelete, FileEdit, FileWrite, render_reply
+from tests.fakes.fake_glm import FakeGlm, Reply
 from tests.support import TEST_KEY, make_project, mcp_client, tree_snapshot
+from tests.test_writes import escaping_paths
 
 pytestmark = pytest.mark.anyio
 
@@ -28,6 +29,11 @@ TEST_FILE = (
 def fake():
     with FakeGlm() as server:
         yield server
+
+
+def configure(project, text):
+    (project / ".claude").mkdir(exist_ok=True)
+    (project / ".claude" / "hybrid.yaml").write_text(text)
 
 
 def ledger_rows(project):
@@ -59,7 +65,7 @@ async def test_write_tests_writes_real_files_and_a_ledger_row(project, fake):
         )
     assert not result.is_error, result.content[0].text
     data = result.structured_content
-    assert data["files"] == [{"path": "tests/test_roles.py", "lines": 11, "created": True}]
+    assert data["files"] == [{"path": "tests/test_roles.py", "lines": 11, "created": True, "deleted": False}]
     assert data["model"] == "glm-4.7" and data["phase"] == "P2"
     assert (project / "tests" / "test_roles.py").read_text() == TEST_FILE
     # The prompt carried the story and the context file, read on the server side.
@@ -142,11 +148,8 @@ async def test_one_bad_path_means_no_file_is_written(project, fake):
     assert not (project.parent / "escape.py").exists()
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    bad=st.sampled_from(["../x.py", "/etc/passwd", "a/../../x.py", ".git/config", ".claude/settings.json", "~/../../x"])
-    | st.builds(lambda n: "../" * n + "pwn.py", st.integers(1, 4))
-)
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(bad=escaping_paths())  # tests/test_writes.py runs the same strategy against confine() hundreds of times
 def test_traversal_replies_never_write(tmp_path_factory, bad):
     project = make_project(tmp_path_factory.mktemp("p") / "proj")
     outside_before = sorted(p.name for p in project.parent.iterdir())
@@ -190,6 +193,7 @@ async def test_missing_key_says_how_to_set_it(project, fake):
     text = result.content[0].text
     assert result.is_error and "ZAI_API_KEY" in text and "glm_api_key" in text
     assert fake.requests == []
+    assert not (project / ".claude" / "hybrid" / "usage.db").exists()  # no request, so no usage row
 
 
 @pytest.mark.parametrize(
@@ -239,8 +243,7 @@ async def test_four_calls_overlap_on_the_glm_server(project, fake):
 
 
 async def test_budget_cap_refuses_before_sending(project, fake):
-    (project / ".claude").mkdir()
-    (project / ".claude" / "hybrid.yaml").write_text("budget:\n  per_story_usd: 0.001\n")
+    configure(project, "budget:\n  per_story_usd: 0.001\n")
     async with mcp_client(project, fake.base_url) as client:
         result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
     text = result.content[0].text
@@ -271,3 +274,106 @@ async def test_progress_notifications_reach_a_client_that_asks(project, fake):
         result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"}, progress_callback=on_progress)
     assert not result.is_error
     assert any("glm-4.7" in (m or "") for m in messages)
+
+
+async def test_parallel_calls_cannot_overspend_the_story_cap(project, fake):
+    # One implement request is estimated at about $0.037: 16,384 output tokens (max_tokens) at
+    # glm-4.7's $2.20/M, plus the prompt at $0.60/M. A $0.08 cap has room for two in flight.
+    configure(project, "budget:\n  per_story_usd: 0.08\n")
+    fake.default_delay_s = 1.5  # the first two are still running when the last two are checked
+    reply = render_reply([FileWrite("app/part.py", "x = 1\n")])
+    fake.responder = lambda request: Reply(reply)
+    results = []
+
+    async def call(client, index):
+        results.append(await client.call_tool("implement", {"story": "01.2", "instructions": f"part {index}"}))
+
+    async with mcp_client(project, fake.base_url) as client:
+        async with anyio.create_task_group() as group:
+            for index in range(4):
+                group.start_soon(call, client, index)
+    refused = [r.content[0].text for r in results if r.is_error]
+    assert len(fake.requests) == 2 and len(refused) == 2
+    assert all("budget.per_story_usd is $0.08" in text and "held by calls still running" in text for text in refused)
+
+
+async def test_the_repair_request_is_checked_against_the_budget_too(project, fake):
+    # max_tokens 1000: a request is estimated at about $0.0025 ($0.0022 of output), within the
+    # $0.004 cap. The unusable first reply costs $0.0022 (1,000 output tokens), so the repair
+    # request, estimated a little above $0.0025, would pass the cap: it is refused, not sent.
+    configure(project, "glm:\n  max_output_tokens: 1000\nbudget:\n  per_story_usd: 0.004\n")
+    fake.reply("Sure! Here is the code: def assign(): pass", prompt_tokens=100, completion_tokens=1000)
+    fake.reply(render_reply([FileWrite("app/x.py", "x = 1\n")]))
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
+    text = result.content[0].text
+    assert result.is_error and "budget.per_story_usd is $0.004;" in text and "not sent" in text
+    assert len(fake.requests) == 1
+    assert [row["status"] for row in ledger_rows(project)] == ["ok"]
+
+
+async def test_a_fix_round_may_not_delete_the_tests(project, fake):
+    (project / "tests").mkdir()
+    (project / "tests" / "test_roles.py").write_text(TEST_FILE)
+    broken = IMPL_OK.replace("raise ValueError(role)", "pass")
+    fake.reply(render_reply([FileWrite("app/roles.py", broken)]))
+    fake.reply(render_reply([FileDelete("tests/test_roles.py")]))  # "fixed": no tests, no failures
+    fake.reply(render_reply([FileEdit("app/roles.py", "        pass\n", "        raise ValueError(role)\n")]))
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool(
+            "implement",
+            {"story": "01.2", "instructions": "implement assign", "test_command": "python -m pytest -q tests", "max_fix_rounds": 1},
+        )
+    assert not result.is_error, result.content[0].text
+    assert (project / "tests" / "test_roles.py").read_text() == TEST_FILE
+    assert "tests must not be deleted" in fake.requests[2].body["messages"][-1]["content"]
+    assert result.structured_content["tests"]["passed"] is True
+
+
+async def test_a_deleted_file_is_reported_as_deleted(project, fake):
+    fake.reply(render_reply([FileWrite("app/users.py", "USERS = []\n"), FileDelete("app/roles.py")]))
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool("implement", {"story": "01.2", "instructions": "move roles into users"})
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["files"] == [
+        {"path": "app/users.py", "lines": 1, "created": True, "deleted": False},
+        {"path": "app/roles.py", "lines": 0, "created": False, "deleted": True},
+    ]
+    assert "app/roles.py (deleted)" in result.content[0].text
+    assert not (project / "app" / "roles.py").exists()
+
+
+async def test_long_command_model_and_many_files_still_fit_the_result(project, fake):
+    files = [FileWrite(f"app/generated/module_{i:03d}.py", "value = 1\n") for i in range(80)]
+    fake.reply(render_reply(files), model="glm-" + "9" * 5000)
+    command = "exit 1 # " + "padding " * 1000
+    async with mcp_client(project, fake.base_url) as client:
+        result = await client.call_tool(
+            "implement", {"story": "01.2", "instructions": "x", "test_command": command, "max_fix_rounds": 0}
+        )
+    assert not result.is_error, result.content[0].text
+    size = len(json.dumps(result.structured_content)) + sum(len(c.text) for c in result.content)
+    assert size <= 1500
+    data = result.structured_content
+    assert data["model"].startswith("glm-999") and data["tests"]["command"].startswith("exit 1 #")
+    assert len(data["files"]) + data["files_omitted"] == 80
+    [row] = ledger_rows(project)
+    assert len(row["model"]) == 100  # the endpoint's model id is clipped before it is stored
+
+
+async def test_a_slow_call_keeps_reporting_progress(project, fake):
+    fake.reply(render_reply([FileWrite("app/x.py", "x = 1\n")]), delay_s=1.2)
+    messages = []
+
+    async def on_progress(progress, total, message):
+        messages.append(message or "")
+
+    async with mcp_client(project, fake.base_url, HYBRID_PROGRESS_INTERVAL_S="0.25") as client:
+        result = await client.call_tool(
+            "implement",
+            {"story": "01.2", "instructions": "x", "test_command": "sleep 1.2", "max_fix_rounds": 0},
+            progress_callback=on_progress,
+        )
+    assert not result.is_error, result.content[0].text
+    assert sum("still waiting for glm-4.7" in m for m in messages) >= 2
+    assert sum("still running sleep 1.2" in m for m in messages) >= 2

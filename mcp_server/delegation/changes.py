@@ -8,9 +8,14 @@ An edit that does not apply is a reply problem: GLM gets one chance to repair it
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from typing import Mapping
 
 from mcp_server.delegation.protocol import FileDelete, FileEdit, FileWrite, Operation, ReplyFormatError
 from mcp_server.delegation.writes import confine
+
+# What a test file looks like, in the layouts the tools meet (pytest, go, jest/vitest).
+TEST_FOLDERS = frozenset({"test", "tests", "__tests__"})
+TEST_NAME_SUFFIXES = ("_test", ".test", ".spec")
 
 
 class EditError(ReplyFormatError):
@@ -80,3 +85,20 @@ def resolve(root: Path, operations: list[Operation], *, write_under: str | None 
     return {
         path: None if text is None else text.encode("utf-8", errors="surrogateescape") for path, text in contents.items()
     }
+
+
+def is_test_path(relative: str) -> bool:
+    """A file under a test folder, or named test_*, *_test.*, *.test.* or *.spec.*."""
+    pure = PurePosixPath(relative)
+    folders = {part.casefold() for part in pure.parts[:-1]}
+    name, stem = pure.name.casefold(), pure.stem.casefold()
+    return bool(folders & TEST_FOLDERS) or name.startswith("test_") or stem.endswith(TEST_NAME_SUFFIXES)
+
+
+def refuse_test_removal(changes: Mapping[str, bytes | None]) -> None:
+    """In a fix round, tests may be fixed but never deleted or emptied to make them pass."""
+    for path, content in changes.items():
+        if is_test_path(path) and (content is None or not content.strip()):
+            raise ReplyFormatError(
+                f"{path} is a test file: tests must not be deleted or emptied to make them pass; fix the code instead"
+            )

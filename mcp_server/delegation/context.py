@@ -65,7 +65,7 @@ def gather_context(settings: Settings, story: str, context_files: list[str]) -> 
     root = settings.project_root
     story_file = find_story_file(root, story, settings.stories.glob)
     if story_file is None:
-        pattern = settings.stories.glob.format(story=story)
+        pattern = settings.stories.glob.replace("{story}", story)
         raise DelegationError(
             f"no story file for {story!r}: nothing in the project matches {pattern} "
             "(set `stories.glob` in .claude/hybrid.yaml if your stories live elsewhere)"

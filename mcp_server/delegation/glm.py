@@ -26,6 +26,11 @@ from mcp_server.delegation.errors import DelegationError
 
 log = logging.getLogger("hybrid.glm")
 
+# The model id the endpoint answers with goes into the ledger and the result Claude reads: bounded.
+MODEL_ID_LIMIT = 100
+# Token counts beyond this are not real; they would only break the result's size and the costs.
+MAX_TOKEN_COUNT = 10**10
+
 KEY_HELP = (
     "no GLM API key: export ZAI_API_KEY (or GLM_API_KEY) before starting Claude Code, or set the "
     "plugin option glm_api_key (/plugin, then hybrid, then configure). A local endpoint without "
@@ -118,18 +123,40 @@ def classify(response: httpx.Response, *, model: str, base_url: str) -> _Failure
     return _Failure(f"{text} [{origin}]", retry, code, status, _retry_after(response))
 
 
+def _count(value: Any) -> int:
+    """A token count from the endpoint: a whole number in [0, MAX_TOKEN_COUNT], else 0."""
+    if isinstance(value, str) and len(value) <= 20:
+        try:
+            value = int(value)
+        except ValueError:
+            return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+        return 0
+    return int(min(max(value, 0), MAX_TOKEN_COUNT))
+
+
 def _usage(body: dict[str, Any]) -> Usage:
     usage = body.get("usage")
     if not isinstance(usage, dict):
         return Usage(reported=False)
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
+    completion_details = completion_details if isinstance(completion_details, dict) else {}
     return Usage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
+        cached_tokens=_count(prompt_details.get("cached_tokens")),
+        reasoning_tokens=_count(completion_details.get("reasoning_tokens")),
     )
+
+
+def _answered_model(body: dict[str, Any], requested_model: str) -> str:
+    """The model the endpoint says answered, clipped; the requested one when it says nothing usable."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        return requested_model
+    return model.strip()[:MODEL_ID_LIMIT]
 
 
 def parse_completion(body: Any, *, requested_model: str) -> tuple[str, str, Usage, str | None]:
@@ -144,7 +171,7 @@ def parse_completion(body: Any, *, requested_model: str) -> tuple[str, str, Usag
     if finish_reason == "model_context_window_exceeded":
         raise GlmError(f"the prompt is too long for {requested_model}; pass fewer or smaller context_files")
     text = message.get("content") if isinstance(message, dict) else None
-    return (text if isinstance(text, str) else ""), str(body.get("model") or requested_model), _usage(body), finish_reason
+    return (text if isinstance(text, str) else ""), _answered_model(body, requested_model), _usage(body), finish_reason
 
 
 class GlmClient:
@@ -154,6 +181,8 @@ class GlmClient:
         self._url = settings.base_url.rstrip("/") + "/chat/completions"
         self._http: httpx.AsyncClient | None = None
         self._limits: dict[str, anyio.Semaphore] = {}
+        self._calls_running = 0
+        self._retired = False
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -168,6 +197,17 @@ class GlmClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+    @property
+    def busy(self) -> bool:
+        return self._calls_running > 0
+
+    async def retire(self) -> None:
+        """Close the pool once the calls running on it end (at once when none is): the server
+        hands out a new client when the endpoint settings change, and old calls must finish."""
+        self._retired = True
+        if self._calls_running == 0:
+            await self.aclose()
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
@@ -215,7 +255,37 @@ class GlmClient:
             return _Failure(f"inference failed at {settings.base_url} (finish_reason: network_error)", retry=True)
         return Completion(text, answered_model, usage, finish_reason, time.monotonic() - started, attempts=0)
 
+    async def _attempt_in_time(self, model: str, body: dict[str, Any], deadline: float) -> Completion | _Failure:
+        """One attempt, cut off at glm.request_timeout_s or the deadline, whichever comes first.
+
+        httpx's timeouts bound each read, not the whole answer: a server trickling bytes could
+        otherwise hold one call far past both.
+        """
+        remaining = deadline - time.monotonic()
+        limit = min(self.settings.request_timeout_s, remaining)
+        with anyio.move_on_after(limit):
+            return await self._attempt(model, body, max(0.1, remaining))
+        if limit < remaining:  # time is left: a retry may still get a whole answer
+            return _Failure(
+                f"no complete answer from {self.settings.base_url} within the request timeout "
+                f"({self.settings.request_timeout_s:g} s)",
+                retry=True,
+            )
+        return _Failure(f"{self.settings.base_url} was still answering when the deadline ran out", retry=True)
+
     async def chat(self, model: str, messages: list[dict[str, str]]) -> Completion:
+        """One completion, retries included, within glm.deadline_s. GlmError.attempts says how
+        many requests were sent (0: none, e.g. no key or no free slot)."""
+        self._calls_running += 1
+        try:
+            return await self._chat(model, messages)
+        finally:
+            self._calls_running -= 1
+            if self._retired and self._calls_running == 0:
+                with anyio.CancelScope(shield=True):
+                    await self.aclose()
+
+    async def _chat(self, model: str, messages: list[dict[str, str]]) -> Completion:
         if not self._key:
             raise GlmError(KEY_HELP)
         deadline = time.monotonic() + self.settings.deadline_s
@@ -230,7 +300,7 @@ class GlmClient:
         try:
             while True:
                 attempt += 1
-                outcome = await self._attempt(model, body, max(0.1, deadline - time.monotonic()))
+                outcome = await self._attempt_in_time(model, body, deadline)
                 if isinstance(outcome, Completion):
                     return dataclasses.replace(outcome, attempts=attempt)
                 delay = self._backoff(attempt, outcome.retry_after_s)

@@ -1,35 +1,57 @@
 """One GLM delegation, top to bottom.
 
-budget check -> context -> GLM -> parse (one repair round) -> confined atomic writes
--> test command and fix rounds -> ledger rows -> compact summary.
+context -> GLM (every request checked against the budget first) -> parse (one repair round)
+-> confined atomic writes -> test command and fix rounds -> ledger rows -> compact summary.
 Every step lives in its own module; this one only puts them in order.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
+import os
+import sqlite3
 import time
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Awaitable, Callable, Mapping, TypeVar
+
+import anyio
+import anyio.to_thread
 
 from mcp_server.budget import check_budget
-from mcp_server.config import Settings
+from mcp_server.config import ConfigError, Settings
 from mcp_server.delegation import prompts
+from mcp_server.delegation.changes import refuse_test_removal, resolve
 from mcp_server.delegation.context import gather_context
 from mcp_server.delegation.errors import DelegationError
 from mcp_server.delegation.glm import Completion, GlmClient, GlmError
-from mcp_server.delegation.changes import resolve
+from mcp_server.delegation.inflight import InFlight
 from mcp_server.delegation.protocol import ReplyFormatError, output_contract, parse_reply, repair_request
-from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, compact
+from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
 from mcp_server.delegation.testrun import TestOutcome, run_test_command
 from mcp_server.delegation.writes import WrittenFile, confine, write_all
 from mcp_server.ledger import Ledger, UsageRow
 from mcp_server.pricing import PriceTable, TokenCounts
 from mcp_server.stories import check_story_id
 
+log = logging.getLogger("hybrid.delegation")
+
 TOOL_PHASE = {"write_tests": "P2", "implement": "P3", "refactor": "P4", "write_docs": "P7"}
 MAX_FIX_ROUNDS = 5
+# While GLM thinks or the tests run, the client still hears from the call this often (seconds),
+# so a long call never looks hung. HYBRID_PROGRESS_INTERVAL_S overrides it (the tests shorten it).
+PROGRESS_INTERVAL_S = 5.0
+PROGRESS_INTERVAL_VARIABLE = "HYBRID_PROGRESS_INTERVAL_S"
+# The chat format wraps each message in a few tokens of its own (role, separators).
+MESSAGE_OVERHEAD_TOKENS = 4
+PROGRESS_TEXT_LIMIT = 100  # a test command quoted in a progress message
 
 ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,13 +67,15 @@ class DelegationRequest:
 
 @dataclass
 class Services:
-    """What lives for the server's whole life."""
+    """What lives for the server's whole life. The ledger is opened per use, in a worker
+    thread (a SQLite connection belongs to the thread that made it)."""
 
     settings: Settings
     glm: GlmClient
-    ledger: Ledger
+    ledger_path: Path
     prices: PriceTable
     run_started_at: str
+    in_flight: InFlight = field(default_factory=InFlight)
 
 
 @dataclass
@@ -67,6 +91,19 @@ async def _no_progress(progress: float, total: float | None, message: str) -> No
     return None
 
 
+def progress_interval_s(environ: Mapping[str, str] | None = None) -> float:
+    raw = (os.environ if environ is None else environ).get(PROGRESS_INTERVAL_VARIABLE, "").strip()
+    if not raw:
+        return PROGRESS_INTERVAL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise ConfigError(f"{PROGRESS_INTERVAL_VARIABLE} must be a number of seconds above 0, such as 5")
+    return value
+
+
 def _check_request(request: DelegationRequest, settings: Settings) -> None:
     check_story_id(request.story)
     if not request.instructions or not request.instructions.strip():
@@ -79,13 +116,28 @@ def _check_request(request: DelegationRequest, settings: Settings) -> None:
         confine(settings.project_root, request.write_under, purpose="write")
 
 
-def _estimate_usd(prices: PriceTable, model: str, messages: list[dict[str, str]], settings: Settings) -> float | None:
-    prompt_chars = sum(len(m["content"]) for m in messages)
-    tokens = TokenCounts(
-        prompt_tokens=prompt_chars // settings.context.chars_per_token,
-        completion_tokens=settings.glm.max_output_tokens,
-    )
-    return prices.cost(model, tokens)
+def estimate_prompt_tokens(messages: list[dict[str, str]], chars_per_token: int) -> int:
+    """The prompt's tokens as well as they can be counted without the model's tokenizer.
+
+    ASCII text (code, English) at ``chars_per_token``, rounded up; any other character (CJK,
+    accents, emoji) as a token of its own, as tokenizers rarely merge them; plus the chat
+    format's few tokens per message.
+    """
+    tokens = 0
+    for message in messages:
+        content = message["content"]
+        ascii_chars = len(content.encode("ascii", errors="ignore"))
+        tokens += math.ceil(ascii_chars / chars_per_token) + (len(content) - ascii_chars) + MESSAGE_OVERHEAD_TOKENS
+    return tokens
+
+
+def _record_row(path: Path, row: UsageRow) -> None:
+    """Runs in a worker thread, with a connection of its own."""
+    ledger = Ledger(path)
+    try:
+        ledger.record(row)
+    finally:
+        ledger.close()
 
 
 class Delegation:
@@ -99,22 +151,105 @@ class Delegation:
         self.tally = _Tally(model=self.model)
         self.messages: list[dict[str, str]] = []
         self.step = 0
+        self.heartbeat_s = progress_interval_s()
 
     async def _say(self, message: str) -> None:
         self.step += 1
         await self.progress(self.step, None, message)
 
-    async def _call(self) -> Completion:
+    async def _heartbeat(self, doing: str) -> None:
+        started = time.monotonic()
+        while True:
+            await anyio.sleep(self.heartbeat_s)
+            try:
+                await self._say(f"{doing} ({time.monotonic() - started:.0f} s)")
+            except Exception as error:  # a client that stopped listening must not fail the call
+                log.debug("progress not sent: %s", error)
+                return
+
+    async def _with_heartbeat(self, doing: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Await ``work`` while reporting progress every heartbeat_s. Its error comes out as
+        itself: raised inside the task group, it would come out wrapped in an ExceptionGroup."""
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._heartbeat, doing)
+            try:
+                result = await work()
+            except Exception as error:
+                failure = error
+            finally:
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return result
+
+    # --- budget: every request is checked, and holds its estimate until its row is recorded ---
+
+    def _request_estimate(self) -> float | None:
+        """What the next request may cost at most (its prompt, and max_tokens of output);
+        None when no cap is set, as there is nothing to check it against."""
+        budget = self.settings.budget
+        if budget.per_story_usd is None and budget.per_run_usd is None:
+            return None
+        tokens = TokenCounts(
+            prompt_tokens=estimate_prompt_tokens(self.messages, self.settings.context.chars_per_token),
+            completion_tokens=self.settings.glm.max_output_tokens,
+        )
+        estimate = self.services.prices.request_cost(self.model, tokens)  # the prompt's size picks the tier
+        if estimate is None:
+            raise DelegationError(
+                f"a budget is set but model {self.model!r} has no price in prices.yaml, so the cap "
+                "cannot be enforced; add a price under `prices:` in .claude/hybrid.yaml"
+            )
+        return estimate
+
+    def _check_caps(self, estimate_usd: float, reserved_story_usd: float, reserved_run_usd: float) -> None:
+        """Runs in a worker thread. No ledger yet means nothing spent, and none is created."""
+        path = self.services.ledger_path
+        ledger = Ledger(path) if path.exists() else None
         try:
-            completion = await self.services.glm.chat(self.model, self.messages)
-        except GlmError as error:
-            self._record(None, status=f"error:{error.code or error.http_status or 'network'}", attempts=error.attempts)
-            raise
-        self._record(completion, status="ok" if completion.usage.reported else "ok:no-usage", attempts=completion.attempts)
+            check_budget(
+                per_story_usd=self.settings.budget.per_story_usd,
+                per_run_usd=self.settings.budget.per_run_usd,
+                ledger=ledger,
+                prices=self.services.prices,
+                story=self.request.story,
+                run_started_at=self.services.run_started_at,
+                estimate_usd=estimate_usd,
+                reserved_story_usd=reserved_story_usd,
+                reserved_run_usd=reserved_run_usd,
+            )
+        finally:
+            if ledger is not None:
+                ledger.close()
+
+    def _budget_room(self) -> AbstractAsyncContextManager[None]:
+        estimate = self._request_estimate()
+        if estimate is None:
+            return nullcontext()
+        return self.services.in_flight.reserve(self.request.story, estimate, partial(self._check_caps, estimate))
+
+    # --- one GLM request ------------------------------------------------------------------------
+
+    async def _call(self) -> Completion:
+        """One GLM request: budget room first (BudgetExceeded: nothing is sent), then the call,
+        then its ledger row; the room is given back once the row is there."""
+        async with self._budget_room():
+            try:
+                completion = await self._with_heartbeat(
+                    f"still waiting for {self.model}", partial(self.services.glm.chat, self.model, self.messages)
+                )
+            except GlmError as error:
+                if error.attempts >= 1:  # no row for a call that never sent a request (no key, no slot)
+                    status = f"error:{error.code or error.http_status or 'network'}"
+                    await self._record(None, status=status, attempts=error.attempts)
+                raise
+            status = "ok" if completion.usage.reported else "ok:no-usage"
+            await self._record(completion, status=status, attempts=completion.attempts)
         self.messages.append({"role": "assistant", "content": completion.text})
         return completion
 
-    def _record(self, completion: Completion | None, *, status: str, attempts: int) -> None:
+    async def _record(self, completion: Completion | None, *, status: str, attempts: int) -> None:
         usage = completion.usage if completion else None
         tokens = TokenCounts(
             prompt_tokens=usage.prompt_tokens if usage else 0,
@@ -122,24 +257,29 @@ class Delegation:
             completion_tokens=usage.completion_tokens if usage else 0,
         )
         model = completion.model if completion else self.model
-        cost = self.services.prices.cost(model, tokens)
-        self.services.ledger.record(
-            UsageRow(
-                provider="glm",
-                model=model,
-                story=self.request.story,
-                phase=self.phase,
-                tool=self.request.tool,
-                prompt_tokens=tokens.prompt_tokens,
-                cached_tokens=tokens.cached_tokens,
-                completion_tokens=tokens.completion_tokens,
-                reasoning_tokens=usage.reasoning_tokens if usage else 0,
-                latency_ms=int(completion.latency_s * 1000) if completion else None,
-                status=status,
-                attempt=attempts,
-                cost_usd=cost,
-            )
+        cost = self.services.prices.request_cost(model, tokens)
+        row = UsageRow(
+            provider="glm",
+            model=model,
+            story=self.request.story,
+            phase=self.phase,
+            tool=self.request.tool,
+            prompt_tokens=tokens.prompt_tokens,
+            cached_tokens=tokens.cached_tokens,
+            completion_tokens=tokens.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens if usage else 0,
+            latency_ms=int(completion.latency_s * 1000) if completion else None,
+            status=status,
+            attempt=attempts,
+            cost_usd=cost,
         )
+        try:
+            await anyio.to_thread.run_sync(_record_row, self.services.ledger_path, row)
+        except (sqlite3.Error, OSError) as error:
+            # GLM's answer is paid for: a ledger problem must not throw it away. Say so in the log.
+            log.error(
+                "usage row for %s (story %s) not recorded in %s: %s", model, self.request.story, self.services.ledger_path, error
+            )
         if completion is None:
             return
         tally = self.tally
@@ -150,10 +290,12 @@ class Delegation:
             cached_tokens=tally.usage.cached_tokens + tokens.cached_tokens,
             completion_tokens=tally.usage.completion_tokens + tokens.completion_tokens,
         )
-        tally.reasoning_tokens += usage.reasoning_tokens
+        tally.reasoning_tokens += completion.usage.reasoning_tokens
         tally.cost_usd = None if cost is None or tally.cost_usd is None else tally.cost_usd + cost
 
-    def _changes(self, completion: Completion) -> dict[str, bytes | None]:
+    # --- replies into file changes --------------------------------------------------------------
+
+    def _changes(self, completion: Completion, *, fixing: bool) -> dict[str, bytes | None]:
         try:
             ops = parse_reply(completion.text)
         except ReplyFormatError as error:
@@ -162,55 +304,43 @@ class Delegation:
                     f"the reply was cut off at max_tokens ({self.settings.glm.max_output_tokens}); {error}"
                 ) from None
             raise
-        return resolve(self.settings.project_root, ops, write_under=self.request.write_under)
+        changes = resolve(self.settings.project_root, ops, write_under=self.request.write_under)
+        if fixing:
+            refuse_test_removal(changes)
+        return changes
 
-    async def _next_changes(self) -> dict[str, bytes | None]:
+    async def _next_changes(self, *, fixing: bool = False) -> dict[str, bytes | None]:
         """GLM's next reply as file changes, with one repair round for an unusable reply.
 
         A path outside the project is not a format problem: it ends the call at once.
         """
         completion = await self._call()
         try:
-            return self._changes(completion)
+            return self._changes(completion, fixing=fixing)
         except ReplyFormatError as first:
             await self._say(f"reply unusable ({first}); asking GLM once more")
             self.messages.append({"role": "user", "content": repair_request(first)})
             completion = await self._call()
             try:
-                return self._changes(completion)
+                return self._changes(completion, fixing=fixing)
             except ReplyFormatError as second:
                 raise DelegationError(
                     f"GLM's reply had no usable files, twice ({second}); nothing was written"
                 ) from None
 
-    def _check_budget(self) -> None:
-        budget = self.settings.budget
-        if budget.per_story_usd is None and budget.per_run_usd is None:
-            return
-        estimate = _estimate_usd(self.services.prices, self.model, self.messages, self.settings)
-        if estimate is None:
-            raise DelegationError(
-                f"a budget is set but model {self.model!r} has no price in prices.yaml, so the cap "
-                "cannot be enforced; add a price under `prices:` in .claude/hybrid.yaml"
-            )
-        check_budget(
-            per_story_usd=budget.per_story_usd,
-            per_run_usd=budget.per_run_usd,
-            ledger=self.services.ledger,
-            prices=self.services.prices,
-            story=self.request.story,
-            run_started_at=self.services.run_started_at,
-            estimate_usd=estimate,
-        )
-
     async def _test(self) -> TestOutcome:
-        tests = self.settings.tests
-        await self._say(f"running {self.request.test_command}")
-        return await run_test_command(
-            self.settings.project_root,
-            self.request.test_command,
-            timeout_s=tests.timeout_s,
-            tail_chars=tests.failure_tail_chars,
+        tests, command = self.settings.tests, self.request.test_command
+        shown = clip(command, PROGRESS_TEXT_LIMIT)
+        await self._say(f"running {shown}")
+        return await self._with_heartbeat(
+            f"still running {shown}",
+            partial(
+                run_test_command,
+                self.settings.project_root,
+                command,
+                timeout_s=tests.timeout_s,
+                tail_chars=tests.failure_tail_chars,
+            ),
         )
 
     async def run(self) -> DelegationResult:
@@ -227,7 +357,6 @@ class Delegation:
                 ),
             },
         ]
-        self._check_budget()
         await self._say(f"asking {self.model} ({request.tool}, story {request.story})")
         written: dict[str, WrittenFile] = {}
         for item in write_all(settings.project_root, await self._next_changes()):
@@ -244,17 +373,12 @@ class Delegation:
                     {"role": "user", "content": prompts.fix_request(request.test_command, outcome.output_tail)}
                 )
                 try:
-                    self._check_budget()
-                    fixed = write_all(settings.project_root, await self._next_changes())
+                    fixed = write_all(settings.project_root, await self._next_changes(fixing=True))
                 except DelegationError as error:
                     # Earlier rounds' files are on disk and stay; say why fixing stopped.
                     note = f"fix round {rounds} stopped: {error}"
                     break
-                for item in fixed:
-                    earlier = written.get(item.path)
-                    written[item.path] = WrittenFile(
-                        item.path, item.lines, item.bytes, item.created or bool(earlier and earlier.created)
-                    )
+                _merge(written, fixed)
                 outcome = await self._test()
         return self._result(written, outcome, rounds, note, time.monotonic() - started)
 
@@ -268,7 +392,7 @@ class Delegation:
                 tool=self.request.tool,
                 phase=self.phase,
                 model=tally.model,
-                files=[FileLine(path=f.path, lines=f.lines, created=f.created) for f in written.values()],
+                files=[FileLine(path=f.path, lines=f.lines, created=f.created, deleted=f.deleted) for f in written.values()],
                 lines_written=sum(f.lines for f in written.values()),
                 tests=None
                 if outcome is None
@@ -292,6 +416,17 @@ class Delegation:
                 note=note,
             )
         )
+
+
+def _merge(written: dict[str, WrittenFile], fixed: list[WrittenFile]) -> None:
+    """A fix round's files over the earlier rounds': a file is "created" if any round created it."""
+    for item in fixed:
+        earlier = written.get(item.path)
+        created = item.created or bool(earlier and earlier.created)
+        if item.deleted and created:
+            del written[item.path]  # made and removed within this call: nothing changed on disk
+            continue
+        written[item.path] = dataclasses.replace(item, created=created)
 
 
 async def delegate(services: Services, request: DelegationRequest, progress: ProgressFn | None = None) -> DelegationResult:

@@ -2,7 +2,8 @@
 
 Every path is checked before anything touches the disk: relative, inside the project
 after symlinks are resolved, never under ``.git/``, and (for writes) never under
-``.claude/``, which holds the product's own state. One call's files are staged as
+``.claude/``, which holds the product's own state. Those two names are compared without
+case, as a case-insensitive filesystem (macOS, Windows) would open ``.GIT/`` as ``.git/``. One call's files are staged as
 temp files next to their targets, then renamed into place; if any step fails, the
 files already renamed are put back as they were, so the project sees all or none.
 """
@@ -32,6 +33,7 @@ class WrittenFile:
     lines: int
     bytes: int
     created: bool
+    deleted: bool = False
 
 
 def _refuse(relative: str, why: str) -> PathRejected:
@@ -39,9 +41,10 @@ def _refuse(relative: str, why: str) -> PathRejected:
 
 
 def _check_parts(relative: str, parts: tuple[str, ...], purpose: Purpose) -> None:
-    if NEVER_TOUCHED in parts:
+    folded = [part.casefold() for part in parts]
+    if NEVER_TOUCHED in folded:
         raise _refuse(relative, "nothing is read or written under .git/")
-    if purpose == "write" and parts and parts[0] == PRODUCT_STATE:
+    if purpose == "write" and folded and folded[0] == PRODUCT_STATE:
         raise _refuse(relative, ".claude/ holds the product's own state and is not written by GLM")
 
 
@@ -172,6 +175,7 @@ def write_all(root: Path, changes: Mapping[str, bytes | None]) -> list[WrittenFi
             lines=count_lines(item.content) if item.content is not None else 0,
             bytes=len(item.content) if item.content is not None else 0,
             created=item.original is None,
+            deleted=item.content is None,
         )
         for item in staged
     ]

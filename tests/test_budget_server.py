@@ -1,0 +1,254 @@
+"""The delegation's budget room, ledger rows and GLM client lifetime, in process, against the fake GLM.
+
+Costs by hand from mcp_server/data/prices.yaml unless a test overrides them: glm-4.7 is
+$0.60 in / $2.20 out per million tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+
+import anyio
+import pytest
+
+from mcp_server.budget import BudgetExceeded
+from mcp_server.config import ConfigError, load_settings
+from mcp_server.delegation import run as run_module
+from mcp_server.delegation.glm import GlmClient, GlmError
+from mcp_server.delegation.inflight import InFlight
+from mcp_server.delegation.protocol import FileWrite, render_reply
+from mcp_server.delegation.run import DelegationRequest, Services, delegate
+from mcp_server.ledger import Ledger, ledger_path, utc_now
+from mcp_server.pricing import PriceTable
+from mcp_server.server import Runtime
+from tests.fakes.fake_glm import FakeGlm
+from tests.support import TEST_KEY
+
+pytestmark = pytest.mark.anyio
+
+REPLY = render_reply([FileWrite("app/x.py", "x = 1\n")])
+
+
+@pytest.fixture
+def fake():
+    with FakeGlm() as server:
+        yield server
+
+
+def configure(project, text: str) -> None:
+    (project / ".claude").mkdir(exist_ok=True)
+    (project / ".claude" / "hybrid.yaml").write_text(text)
+
+
+def services_for(project, fake, key: str | None = TEST_KEY, **env: str) -> Services:
+    environ = {"HYBRID_GLM_BASE_URL": fake.base_url, "HYBRID_GLM_DEADLINE_S": "5", "HYBRID_GLM_BACKOFF_BASE_S": "0.01"}
+    settings = load_settings(project, environ=environ | env)
+    return Services(
+        settings, GlmClient(settings.glm, key), ledger_path(project), PriceTable.load(settings.prices), utc_now()
+    )
+
+
+def implement(instructions: str = "x") -> DelegationRequest:
+    return DelegationRequest("implement", "01.2", instructions)
+
+
+def rows(project):
+    ledger = Ledger(ledger_path(project))
+    try:
+        return ledger.rows()
+    finally:
+        ledger.close()
+
+
+# --- in-flight reservations ---------------------------------------------------------------------
+
+
+async def test_a_reservation_is_seen_by_the_next_check_and_released_after():
+    in_flight, seen = InFlight(), []
+
+    def check(story_usd: float, run_usd: float) -> None:
+        seen.append((round(story_usd, 6), round(run_usd, 6)))
+
+    async with in_flight.reserve("01.2", 0.25, check):
+        async with in_flight.reserve("01.3", 0.5, check):
+            async with in_flight.reserve("01.2", 0.125, check):
+                pass
+    async with in_flight.reserve("01.2", 1.0, check):
+        pass
+    assert seen == [(0, 0), (0, 0.25), (0.25, 0.75), (0, 0)]
+    assert in_flight.reserved("01.2") == (0, 0)
+
+
+async def test_a_refused_failed_or_cancelled_request_holds_nothing():
+    in_flight = InFlight()
+
+    def refuse(story_usd: float, run_usd: float) -> None:
+        raise BudgetExceeded("over")
+
+    with pytest.raises(BudgetExceeded):
+        async with in_flight.reserve("01.2", 1.0, refuse):
+            pass
+    with pytest.raises(GlmError):
+        async with in_flight.reserve("01.2", 1.0, lambda *_: None):
+            raise GlmError("failed")
+    with anyio.move_on_after(0.05):
+        async with in_flight.reserve("01.2", 1.0, lambda *_: None):
+            await anyio.sleep(10)
+    assert in_flight.reserved("01.2") == (0, 0)
+
+
+async def test_parallel_checks_see_each_others_reservations():
+    """The check awaits a worker thread: without the lock, all four would see an empty room."""
+    in_flight, cap, admitted = InFlight(), 0.25, []
+
+    def check(story_usd: float, run_usd: float) -> None:
+        threading.Event().wait(0.02)  # a slow ledger read
+        if story_usd + 0.1 > cap:
+            raise BudgetExceeded("over")
+
+    async def one(index: int) -> None:
+        try:
+            async with in_flight.reserve("01.2", 0.1, check):
+                admitted.append(index)
+                await anyio.sleep(0.2)
+        except BudgetExceeded:
+            pass
+
+    async with anyio.create_task_group() as group:
+        for index in range(4):
+            group.start_soon(one, index)
+    assert len(admitted) == 2
+
+
+# --- the estimate and the rows are priced per request tier ---------------------------------------
+
+TIERED = """\
+prices:
+  glm-4.7:
+    input: 1.0
+    output: 0.0
+    tiers:
+      - {above_prompt_tokens: 100, input: 1000.0, output: 0.0}
+"""
+
+
+async def test_the_estimate_prices_the_prompt_at_its_tier(project, fake):
+    # The prompt is well over 100 tokens, so every one is at $1000/M: about $0.5, far over $0.01.
+    # At the base rate ($1/M) it would be about $0.0005 and pass.
+    configure(project, TIERED + "budget:\n  per_story_usd: 0.01\n")
+    with pytest.raises(BudgetExceeded, match="budget.per_story_usd"):
+        await delegate(services_for(project, fake), implement())
+    assert fake.requests == []
+
+
+async def test_rows_are_priced_at_their_own_tier(project, fake):
+    configure(project, TIERED)
+    fake.reply(REPLY, prompt_tokens=200, completion_tokens=10)
+    result = await delegate(services_for(project, fake), implement())
+    [row] = rows(project)
+    assert row.cost_usd == pytest.approx(200 * 1000.0 / 1e6)
+    assert result.cost_usd == pytest.approx(row.cost_usd)
+
+
+# --- ledger rows: only for requests sent; a ledger problem never loses GLM's output ----------------
+
+
+async def test_no_key_records_nothing_and_creates_no_ledger(project, fake):
+    with pytest.raises(GlmError, match="ZAI_API_KEY"):
+        await delegate(services_for(project, fake, key=None), implement())
+    assert not ledger_path(project).exists()
+
+
+async def test_no_key_with_a_budget_set_creates_no_ledger_either(project, fake):
+    configure(project, "budget:\n  per_story_usd: 5\n")
+    with pytest.raises(GlmError):
+        await delegate(services_for(project, fake, key=None), implement())
+    assert not ledger_path(project).exists()
+
+
+async def test_no_free_slot_records_nothing(project, fake, monkeypatch):
+    async def no_slot(self, model, messages):
+        raise GlmError(f"waited 5 s for a free slot to {model}; too many parallel calls")  # attempts=0
+
+    monkeypatch.setattr(GlmClient, "_chat", no_slot)
+    with pytest.raises(GlmError, match="free slot"):
+        await delegate(services_for(project, fake), implement())
+    assert not ledger_path(project).exists()
+
+
+async def test_a_failed_request_that_was_sent_is_recorded(project, fake):
+    fake.error(400, code="1211", message="Unknown Model")
+    with pytest.raises(GlmError):
+        await delegate(services_for(project, fake), implement())
+    [row] = rows(project)
+    assert (row.status, row.attempt) == ("error:1211", 1)
+
+
+async def test_a_ledger_error_after_a_paid_call_keeps_the_output(project, fake, monkeypatch, caplog):
+    def locked(path, row):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(run_module, "_record_row", locked)
+    fake.reply(REPLY, prompt_tokens=1000, completion_tokens=100)
+    with caplog.at_level(logging.ERROR, logger="hybrid.delegation"):
+        result = await delegate(services_for(project, fake), implement())
+    assert (project / "app" / "x.py").read_text() == "x = 1\n"
+    assert result.attempts == 1 and result.cost_usd == pytest.approx((1000 * 0.60 + 100 * 2.20) / 1e6)
+    assert "database is locked" in caplog.text
+
+
+async def test_ledger_rows_are_written_off_the_event_loop(project, fake, monkeypatch):
+    threads = []
+    real_record = Ledger.record
+
+    def record(self, row):
+        threads.append(threading.current_thread())
+        return real_record(self, row)
+
+    monkeypatch.setattr(Ledger, "record", record)
+    fake.reply(REPLY)
+    await delegate(services_for(project, fake), implement())
+    assert threads and threading.main_thread() not in threads
+
+
+async def test_a_bad_progress_interval_is_named(project, fake, monkeypatch):
+    monkeypatch.setenv("HYBRID_PROGRESS_INTERVAL_S", "soon")
+    with pytest.raises(ConfigError, match="HYBRID_PROGRESS_INTERVAL_S"):
+        await delegate(services_for(project, fake), implement())
+    assert fake.requests == []
+
+
+# --- the server's GLM client: replaced when its settings change, and the old pool closed ----------
+
+
+async def test_a_replaced_client_is_closed(project, fake):
+    runtime = Runtime()
+    first = (await runtime.services(load_settings(project, environ={"HYBRID_GLM_BASE_URL": fake.base_url, "ZAI_API_KEY": TEST_KEY}))).glm
+    first._client()  # the pool exists once a call has used it
+    again = (await runtime.services(load_settings(project, environ={"HYBRID_GLM_BASE_URL": fake.base_url, "ZAI_API_KEY": TEST_KEY}))).glm
+    assert again is first
+    other = load_settings(project, environ={"HYBRID_GLM_BASE_URL": fake.base_url + "/", "ZAI_API_KEY": TEST_KEY})
+    second = (await runtime.services(other)).glm
+    assert second is not first and first._http is None
+    await runtime.close()
+
+
+async def test_a_replaced_client_finishes_its_running_call_first(project, fake):
+    fake.reply("ok", delay_s=0.5)
+    runtime = Runtime()
+    environ = {"HYBRID_GLM_BASE_URL": fake.base_url, "ZAI_API_KEY": TEST_KEY}
+    first = (await runtime.services(load_settings(project, environ=environ))).glm
+    answers = []
+
+    async def call() -> None:
+        answers.append(await first.chat("glm-4.7", [{"role": "user", "content": "hi"}]))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(call)
+        await anyio.sleep(0.2)  # the request is in flight
+        await runtime.services(load_settings(project, environ=environ | {"HYBRID_GLM_DEADLINE_S": "60"}))
+        assert first._http is not None  # still serving its call
+    assert answers[0].text == "ok" and first._http is None
+    await runtime.close()

@@ -13,9 +13,10 @@ from typing import Callable
 from mcp_server import checkpoints
 from mcp_server.config import load_settings, project_root
 from mcp_server.errors import HybridError
-from mcp_server.stories import any_story_glob, list_stories
+from mcp_server.stories import StoryFileError, any_story_glob, natural_key, parse_story, story_files
 
 Command = Callable[[argparse.Namespace], int]
+NOT_STARTED = "no checkpoint yet"
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,10 +55,19 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def _status(args: argparse.Namespace) -> int:
-    wanted = [story for item in args.stories for story in item.split(",") if story.strip()]
-    listings = checkpoints.list_checkpoints(_root(args), wanted or None)
+    root = _root(args)
+    named = [story for item in args.stories for story in item.split(",") if story.strip()]
+    wanted = named
+    if not named:  # every story: those with a checkpoint and those whose file has none yet
+        with_checkpoint = [listing.story for listing in checkpoints.list_checkpoints(root)]
+        found = [story for story, _ in story_files(root, load_settings(root).stories.glob)]
+        wanted = sorted(set(with_checkpoint) | set(found), key=natural_key)
+    listings = checkpoints.list_checkpoints(root, wanted or None)
     print(checkpoints.status_table(listings, titles=True))
-    return 1 if any(listing.checkpoint is None for listing in listings) else 0
+    # Exit 1 for a checkpoint that cannot be read, or a named story without one; a story not
+    # started yet is no error when every story is listed.
+    missing = [row for row in listings if row.checkpoint is None and (named or row.problem != NOT_STARTED)]
+    return 1 if missing else 0
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -76,13 +86,21 @@ def _show(args: argparse.Namespace) -> int:
 def _stories(args: argparse.Namespace) -> int:
     root = _root(args)
     pattern = load_settings(root).stories.glob
-    found = list_stories(root, pattern)
+    found = story_files(root, pattern)
     if not found:
         print(f"no story files match {any_story_glob(pattern)} under {root}")
         return 1
-    rows = [("story", "ACs", "title", "file")]
-    rows += [(s.id, str(len(s.acceptance_criteria)), s.title, s.path.relative_to(root).as_posix()) for s in found]
+    rows, broken = [("story", "ACs", "title", "file")], 0
+    for story_id, path in found:
+        relative = path.relative_to(root).as_posix()
+        try:  # one unreadable or malformed file must not hide the others
+            story = parse_story(path, story_id)
+        except StoryFileError as error:
+            broken += 1
+            rows.append((story_id, "?", f"cannot be used: {error}", relative))
+            continue
+        rows.append((story.id, str(len(story.acceptance_criteria)), story.title, relative))
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
-    return 0
+    return 1 if broken else 0

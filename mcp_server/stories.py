@@ -31,7 +31,7 @@ def find_story_file(root: Path, story: str, pattern: str) -> Path | None:
     and ``01.2.user-roles.md`` but never ``01.23-other.md``.
     """
     check_story_id(story)  # the id rule also keeps glob syntax ('*', '?', '[') out of the pattern
-    glob = pattern.format(story=story)
+    glob = pattern.replace("{story}", story)  # not str.format: a stray brace must not raise KeyError
     root = Path(root)
     for candidate in sorted(root.glob(glob)):
         if not candidate.is_file():
@@ -118,8 +118,8 @@ def parse_story(path: Path, story: str | None = None) -> Story:
     return Story(story_id, _title(lines, story_id, path), path, _acceptance_criteria(lines, path))
 
 
-def list_stories(root: Path, pattern: str) -> list[Story]:
-    """Every story file the glob finds, one per story id, in natural id order.
+def story_files(root: Path, pattern: str) -> list[tuple[str, Path]]:
+    """(id, file) of every story the glob finds, one per id, in natural id order, unparsed.
 
     A file counts as a story when its name starts with an id (01.2-x.md, PROJ-12.md); the file
     kept for an id is the one find_story_file picks, so both always agree.
@@ -131,12 +131,13 @@ def list_stories(root: Path, pattern: str) -> list[Story]:
         if candidate.is_file() and ".git" not in candidate.relative_to(root).parts
         and (story_id := story_id_from_name(candidate.name)) is not None
     }
-    stories = []
-    for story_id in sorted(ids, key=natural_key):
-        path = find_story_file(root, story_id, pattern)
-        if path is not None:
-            stories.append(parse_story(path, story_id))
-    return stories
+    found = ((story_id, find_story_file(root, story_id, pattern)) for story_id in sorted(ids, key=natural_key))
+    return [(story_id, path) for story_id, path in found if path is not None]
+
+
+def list_stories(root: Path, pattern: str) -> list[Story]:
+    """Every story the glob finds, parsed (a file that cannot be parsed raises StoryFileError)."""
+    return [parse_story(path, story_id) for story_id, path in story_files(root, pattern)]
 
 
 def any_story_glob(pattern: str) -> str:

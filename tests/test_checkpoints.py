@@ -632,7 +632,8 @@ def test_cli_status_show_and_stories(project, capsys):
     assert hybrid(["status", "--project", str(project)]) == 0
     out = capsys.readouterr().out
     assert "01.2   User Roles  ✓   ✓   ✓   ·   ✓   ·   ·   P3 backend-dev (iteration 2)" in out
-    assert "01.3" not in out  # no checkpoint yet, and status creates none
+    assert any(line.startswith("01.3") and line.endswith("no checkpoint yet") for line in out.splitlines())
+    assert not checkpoint_path(project, "01.3").exists()  # listed, and status creates none
     assert hybrid(["status", "01.2,01.3", "--project", str(project)]) == 1
     assert "no checkpoint yet" in capsys.readouterr().out
 
@@ -647,10 +648,18 @@ def test_cli_status_show_and_stories(project, capsys):
     assert out[1].split() == ["01.2", "2", "User", "Roles", "docs/stories/01.2-user-roles.md"]
     assert out[2].split() == ["01.3", "1", "Permissions", "docs/stories/01.3-x.md"]
     assert not checkpoint_path(project, "01.3").exists()
+    (project / "docs" / "stories" / "01.4-broken.md").write_text("# 01.4 Broken\n\nAC-1: a\nAC-1: b\n")
+    assert hybrid(["stories", "--project", str(project)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].startswith("01.3") and out[3].startswith("01.4") and "cannot be used" in out[3] and "appears twice" in out[3]
 
 
 def test_cli_errors_are_one_clear_line(project, capsys):
-    assert hybrid(["status", "--project", str(project)]) == 0
+    assert hybrid(["status", "--project", str(project)]) == 0  # a story not started is no error
+    assert "01.2" in capsys.readouterr().out
+    nothing = project / "nothing"
+    nothing.mkdir()
+    assert hybrid(["status", "--project", str(nothing)]) == 0
     assert "no checkpoints yet" in capsys.readouterr().out
     assert hybrid(["checkpoint", "show", "09.9", "--project", str(project)]) == 1
     assert "no checkpoint for 09.9 yet" in capsys.readouterr().err

@@ -101,7 +101,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         project = tmp / "project"
-        project.mkdir()
+        (project / ".claude" / "checkpoints").mkdir(parents=True)  # a project that uses the plugin
         transcripts = tmp / "home" / ".claude" / "projects" / "-bench-project"
         agents = transcripts / SESSION / "subagents"
         agents.mkdir(parents=True)

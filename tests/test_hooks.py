@@ -208,8 +208,10 @@ def test_hooks_json_commands():
                 assert handler["type"] == "command" and "async" not in handler  # async runs die at exit
                 assert 0 < handler["timeout"] <= 10
                 prefix = 'python3 "${CLAUDE_PLUGIN_ROOT}/hooks/record.py" '
-                assert handler["command"].startswith(prefix)
-                assert handler["command"][len(prefix):] in hook.HANDLERS
+                # The budget guard's command first skips Python altogether when no budget is set.
+                command = handler["command"].split("; ")[-1]
+                assert command.startswith(prefix)
+                assert command[len(prefix):] in hook.HANDLERS
     assert config["SessionEnd"][0]["hooks"][0]["timeout"] <= 2  # SessionEnd hooks share 1.5 s
     assert hook.SESSION_END_SECONDS < 1.5 and hook.STOP_SECONDS < config["Stop"][0]["hooks"][0]["timeout"]
 
@@ -708,3 +710,20 @@ def test_a_project_that_never_used_the_plugin_gets_no_ledger(tmp_path):
     bare.install_captured()
     assert run_hook(bare, "stop", bare.payload("Stop")) == 0
     assert not (bare.project / ".claude").exists()
+
+
+def test_without_a_budget_the_guard_command_starts_no_python(session, tmp_path):
+    """The hooks.json command for PreToolUse, as Claude Code runs it, with a python3 on PATH that
+    would leave a trace: with no budget set it never runs; with one, it does."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    trace = tmp_path / "python-ran"
+    (shim / "python3").write_text(f"#!/bin/sh\ntouch {trace}\nexit 0\n")
+    (shim / "python3").chmod(0o755)
+    payload = session.payload("PreToolUse", tool_name="Agent", tool_input={"prompt": "[story 01.2 P1] x"})
+    path = f"{shim}:{os.environ['PATH']}"
+    assert all(done.returncode == 0 for done in dispatch(session, payload, PATH=path))
+    assert not trace.exists()
+    (session.project / ".claude" / "hybrid.yaml").write_text("budget:\n  per_run_usd: 1\n")
+    assert all(done.returncode == 0 for done in dispatch(session, payload, PATH=path))
+    assert trace.exists()

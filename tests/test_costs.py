@@ -3,20 +3,8 @@
 import pytest
 
 from mcp_server.budget import BudgetExceeded, check_budget, spend
-from mcp_server.ledger import Ledger, UsageRow, ledger_path
+from mcp_server.ledger import UsageRow
 from mcp_server.pricing import PriceTable, PriceTableError, TokenCounts
-
-
-@pytest.fixture
-def prices():
-    return PriceTable.load()
-
-
-@pytest.fixture
-def ledger(tmp_path):
-    ledger = Ledger(ledger_path(tmp_path))
-    yield ledger
-    ledger.close()
 
 
 def test_every_shipped_price_has_a_source_and_date(prices):

@@ -18,18 +18,6 @@ from mcp_server.pricing import PriceTable, PriceTableError, TokenCounts
 HAIKU = "claude-haiku-5-5"
 
 
-@pytest.fixture
-def prices():
-    return PriceTable.load()
-
-
-@pytest.fixture
-def ledger(tmp_path):
-    ledger = Ledger(ledger_path(tmp_path))
-    yield ledger
-    ledger.close()
-
-
 def test_shipped_haiku_tiers_are_the_published_ones(prices):
     price = prices.lookup(HAIKU)
     assert (price.input, price.cached_input, price.cache_write_5m, price.cache_write_1h, price.output) == (0.10, 0.01, 0.125, 0.20, 0.50)

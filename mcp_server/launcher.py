@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 STAMP = ".hybrid-stamp"
+FAILURE = "bootstrap.error"  # the builder's one-line reason, read by the waiting launcher
 MIN_PYTHON = (3, 11)
 
 
@@ -26,8 +27,13 @@ class BootstrapError(Exception):
 
 
 def plugin_data_dir(root: Path) -> Path:
-    data = os.environ.get("CLAUDE_PLUGIN_DATA", "").strip()
-    return Path(data) if data else root / ".hybrid-data"
+    # Claude Code gives CLAUDE_PLUGIN_DATA to the MCP server and hooks, not to Bash commands; for
+    # those, the SessionStart hook (hooks/first-start.sh) exports it as HYBRID_PLUGIN_DATA.
+    for name in ("CLAUDE_PLUGIN_DATA", "HYBRID_PLUGIN_DATA"):
+        data = os.environ.get(name, "").strip()
+        if data:
+            return Path(data)
+    return root / ".hybrid-data"
 
 
 def _requirements(root: Path) -> list[str]:
@@ -68,26 +74,51 @@ def _build(root: Path, venv: Path, log: Path) -> None:
         _run([str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements], log)
 
 
-def ensure_venv(root: Path) -> Path:
-    """The venv's python, building or rebuilding the venv when the stamp does not match."""
+def _venv_is_current(venv: Path, want: str) -> bool:
+    stamp = venv / STAMP
+    return stamp.is_file() and stamp.read_text().strip() == want and venv_python(venv).exists()
+
+
+def build_locked(root: Path) -> None:
+    """Build the venv unless another builder just did; the stamp is written last."""
     data = plugin_data_dir(root)
     venv = data / "venv"
     want = _stamp(root)
-    stamp = venv / STAMP
-    if stamp.is_file() and stamp.read_text().strip() == want and venv_python(venv).exists():
-        return venv_python(venv)
     data.mkdir(parents=True, exist_ok=True)
-    log = data / "bootstrap.log"
     # Two sessions may start at once; the second waits and then finds the stamp.
     with open(data / ".bootstrap.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.is_file() and stamp.read_text().strip() == want and venv_python(venv).exists():
-            return venv_python(venv)
-        print(f"hybrid: first start, installing Python dependencies into {venv} (once)", file=sys.stderr)
+        if _venv_is_current(venv, want):
+            return
         if venv.exists():  # a stale or half-built venv: start clean
             shutil.rmtree(venv)
-        _build(root, venv, log)
-        stamp.write_text(want + "\n")
+        _build(root, venv, data / "bootstrap.log")
+        (venv / STAMP).write_text(want + "\n")
+
+
+def _run_builder(root: Path) -> None:
+    """Run build_locked in a process of its own session. Claude Code stops an MCP server that has
+    not connected within MCP_TIMEOUT (30 s by default); a slow first build must still finish, so
+    that the next start finds the venv instead of starting over."""
+    data = plugin_data_dir(root)
+    failure = data / FAILURE
+    failure.unlink(missing_ok=True)
+    builder = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "build", str(root)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    if builder.wait() != 0:
+        reason = failure.read_text().strip() if failure.is_file() else f"the builder exited with {builder.returncode}"
+        raise BootstrapError(reason)
+
+
+def ensure_venv(root: Path) -> Path:
+    """The venv's python, building or rebuilding the venv when the stamp does not match."""
+    venv = plugin_data_dir(root) / "venv"
+    if not _venv_is_current(venv, _stamp(root)):
+        print(f"hybrid: first start, installing Python dependencies into {venv} (once)", file=sys.stderr)
+        _run_builder(root)
     return venv_python(venv)
 
 
@@ -111,3 +142,17 @@ def launch(root: Path, module: str, argv: list[str]) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
     os.execve(str(python), [str(python), "-m", module, *argv], env)
+
+
+def _builder_main(root: Path) -> int:
+    plugin_data_dir(root).mkdir(parents=True, exist_ok=True)
+    try:
+        build_locked(root)
+    except (BootstrapError, OSError, KeyError, ValueError) as error:
+        (plugin_data_dir(root) / FAILURE).write_text(f"{error}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["build"]:
+    raise SystemExit(_builder_main(Path(sys.argv[2])))

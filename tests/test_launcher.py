@@ -1,6 +1,8 @@
 """The plugin launcher: builds its venv once, reuses it without pip, rebuilds on a new pyproject."""
 
 import os
+import signal
+import time
 import shutil
 import subprocess
 import sys
@@ -62,11 +64,11 @@ def test_stamp_decides_rebuilds(tmp_path, monkeypatch):
         (venv / "bin" / "python").write_text("")
 
     monkeypatch.setattr(launcher, "_build", fake_build)
-    launcher.ensure_venv(root)
-    launcher.ensure_venv(root)
+    launcher.build_locked(root)
+    launcher.build_locked(root)
     assert len(builds) == 1
     (root / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["pyyaml"]\n')
-    launcher.ensure_venv(root)
+    launcher.build_locked(root)
     assert len(builds) == 2
 
 
@@ -74,3 +76,34 @@ def test_hybrid_python_skips_the_bootstrap(tmp_path):
     copy, data = plugin_copy(tmp_path), tmp_path / "data"
     result = run_cli(copy, data, "--help", HYBRID_PYTHON=sys.executable)
     assert result.returncode == 0 and not data.exists()
+
+
+FAKE_UV = """#!/bin/sh
+# uv venv --quiet --python PY VENV | uv pip install --quiet --python VENV_PY REQ...
+case "$1" in
+  venv) mkdir -p "$5/bin" && ln -s "$4" "$5/bin/python" ;;
+  pip) sleep 3 ;;
+esac
+"""
+
+
+def test_a_build_outlives_a_launcher_that_claude_code_stops(tmp_path):
+    """Claude Code stops a server that has not connected within MCP_TIMEOUT: the build goes on."""
+    copy, data, fake_bin = plugin_copy(tmp_path), tmp_path / "data", tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "uv").write_text(FAKE_UV)
+    (fake_bin / "uv").chmod(0o755)
+    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYBRID_PYTHON", "VIRTUAL_ENV")}
+    environ.update(CLAUDE_PLUGIN_DATA=str(data), PATH=f"{fake_bin}:/usr/local/bin:/usr/bin:/bin")
+    server = subprocess.Popen([shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3",
+                               str(copy / "bin" / "hybrid-mcp")], env=environ, start_new_session=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not (data / "venv" / "bin" / "python").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(server.pid, signal.SIGTERM)  # the launcher's whole process group, as a client may
+    server.wait(timeout=10)
+    assert not (data / "venv" / launcher.STAMP).exists()  # stopped mid-build
+    while not (data / "venv" / launcher.STAMP).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (data / "venv" / launcher.STAMP).is_file(), (data / "bootstrap.log").read_text()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from mcp_server.launcher import STAMP
 from mcp_server.ledger import Ledger, ledger_path
 from mcp_server.pricing import PriceTable, TokenCounts
 from mcp_server.usage import hook
@@ -201,7 +202,9 @@ def session(tmp_path) -> Session:
 
 def test_hooks_json_commands():
     config = hook_config()
-    assert set(config) == {"SubagentStop", "Stop", "SessionEnd", "PostToolUse", "PreToolUse"}
+    assert set(config) == {"SessionStart", "SubagentStop", "Stop", "SessionEnd", "PostToolUse", "PreToolUse"}
+    [[first_start]] = [group["hooks"] for group in config.pop("SessionStart")]
+    assert first_start["command"] == 'sh "${CLAUDE_PLUGIN_ROOT}/hooks/first-start.sh"' and first_start["timeout"] <= 5
     for event, groups in config.items():
         for group in groups:
             for handler in group["hooks"]:
@@ -215,6 +218,30 @@ def test_hooks_json_commands():
     assert config["SessionEnd"][0]["hooks"][0]["timeout"] <= 2  # SessionEnd hooks share 1.5 s
     assert hook.SESSION_END_SECONDS < 1.5 and hook.STOP_SECONDS < config["Stop"][0]["hooks"][0]["timeout"]
 
+
+
+def first_start_note(data: Path, **env: str) -> subprocess.CompletedProcess:
+    environ = {"PATH": "/usr/bin:/bin", "CLAUDE_PLUGIN_DATA": str(data), "CLAUDE_PLUGIN_ROOT": str(REPO), **env}
+    return subprocess.run(["sh", str(REPO / "hooks" / "first-start.sh")], capture_output=True, text=True,
+                          env=environ, timeout=10)
+
+
+def test_first_start_hook_tells_claude_the_glm_tools_are_still_installing(tmp_path):
+    note = first_start_note(tmp_path)
+    assert note.returncode == 0 and "mcp__plugin_hybrid_glm__" in note.stdout and "hybrid --help" in note.stdout
+    assert first_start_note(tmp_path, HYBRID_PYTHON="/usr/bin/python3").stdout == ""
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "venv" / STAMP).write_text("built\n")  # the name the launcher writes
+    assert first_start_note(tmp_path).stdout == ""  # every later session: silent, no context spent
+
+
+def test_first_start_hook_hands_the_plugin_data_dir_to_bash_commands(tmp_path):
+    """Bash commands get no CLAUDE_PLUGIN_DATA; without it bin/hybrid would build a second venv."""
+    data, env_file = tmp_path / "it's data", tmp_path / "session-env.sh"
+    assert first_start_note(data, CLAUDE_ENV_FILE=str(env_file)).returncode == 0
+    shown = subprocess.run(["sh", "-c", f'. "{env_file}"; printf %s "$HYBRID_PLUGIN_DATA"'],
+                           capture_output=True, text=True, timeout=10)
+    assert shown.stdout == str(data)
 
 @pytest.mark.parametrize(
     "tool, guarded",

@@ -16,7 +16,7 @@ from mcp_server.errors import HybridError
 from mcp_server.stories import StoryFileError, any_story_glob, natural_key, parse_story, story_files
 
 Command = Callable[[argparse.Namespace], int]
-NOT_STARTED = "no checkpoint yet"
+NOT_STARTED = "no checkpoint yet"  # list_checkpoints' problem for a story without one
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -56,18 +56,29 @@ def _root(args: argparse.Namespace) -> Path:
 
 def _status(args: argparse.Namespace) -> int:
     root = _root(args)
+    files = dict(story_files(root, load_settings(root).stories.glob))
     named = [story for item in args.stories for story in item.split(",") if story.strip()]
     wanted = named
     if not named:  # every story: those with a checkpoint and those whose file has none yet
         with_checkpoint = [listing.story for listing in checkpoints.list_checkpoints(root)]
-        found = [story for story, _ in story_files(root, load_settings(root).stories.glob)]
-        wanted = sorted(set(with_checkpoint) | set(found), key=natural_key)
-    listings = checkpoints.list_checkpoints(root, wanted or None)
+        wanted = sorted(set(with_checkpoint) | set(files), key=natural_key)
+    listings = [
+        _not_started(listing.story, files[listing.story])
+        if listing.problem == NOT_STARTED and listing.story in files else listing
+        for listing in checkpoints.list_checkpoints(root, wanted or None)
+    ]
     print(checkpoints.status_table(listings, titles=True))
-    # Exit 1 for a checkpoint that cannot be read, or a named story without one; a story not
-    # started yet is no error when every story is listed.
-    missing = [row for row in listings if row.checkpoint is None and (named or row.problem != NOT_STARTED)]
-    return 1 if missing else 0
+    # Exit 1 for a checkpoint that cannot be read, or a story with neither file nor checkpoint.
+    return 1 if any(row.checkpoint is None and not row.not_started for row in listings) else 0
+
+
+def _not_started(story_id: str, path: Path) -> checkpoints.CheckpointListing:
+    """A story file without a checkpoint: every phase pending, read without creating anything."""
+    try:
+        title = parse_story(path, story_id).title
+    except StoryFileError as error:
+        return checkpoints.CheckpointListing(story_id, None, f"story file cannot be used: {error}")
+    return checkpoints.CheckpointListing(story_id, None, "P1 ux-designer (not started)", title, not_started=True)
 
 
 def _show(args: argparse.Namespace) -> int:

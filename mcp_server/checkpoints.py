@@ -138,6 +138,8 @@ class CheckpointListing:
     story: str
     checkpoint: Checkpoint | None
     problem: str | None = None
+    title: str = ""  # from the story file, for a story not started yet
+    not_started: bool = False  # a story file and no checkpoint yet: every phase pending
 
 
 # --- Schema ---------------------------------------------------------------------------------
@@ -879,8 +881,11 @@ def status_table(listings: Sequence[CheckpointListing], titles: bool = False) ->
     rows = [header]
     for listing in listings:
         checkpoint = listing.checkpoint
-        title = [_clip(checkpoint.data["title"], 32) if checkpoint else ""] if titles else []
-        cells = [phase_cell(checkpoint.phases[name]) for name in PHASES] if checkpoint else [""] * len(PHASES)
+        title = [_clip(checkpoint.data["title"] if checkpoint else listing.title, 32)] if titles else []
+        if checkpoint:
+            cells = [phase_cell(checkpoint.phases[name]) for name in PHASES]
+        else:
+            cells = [STATUS_CELLS["pending"] if listing.not_started else ""] * len(PHASES)
         action = next_action(checkpoint) if checkpoint else str(listing.problem)
         rows.append([listing.story, *title, *cells, action])
     widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]

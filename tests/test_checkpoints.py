@@ -631,11 +631,14 @@ def test_cli_status_show_and_stories(project, capsys):
     set_up(project, "changes")
     assert hybrid(["status", "--project", str(project)]) == 0
     out = capsys.readouterr().out
-    assert "01.2   User Roles  ✓   ✓   ✓   ·   ✓   ·   ·   P3 backend-dev (iteration 2)" in out
-    assert any(line.startswith("01.3") and line.endswith("no checkpoint yet") for line in out.splitlines())
+    rows = {line.split()[0]: line.split() for line in out.splitlines()}
+    assert rows["01.2"][:12] == ["01.2", "User", "Roles", *"✓✓✓·✓··", "P3", "backend-dev"]
+    assert rows["01.3"] == ["01.3", "Permissions", *"·······", "P1", "ux-designer", "(not", "started)"]
     assert not checkpoint_path(project, "01.3").exists()  # listed, and status creates none
-    assert hybrid(["status", "01.2,01.3", "--project", str(project)]) == 1
-    assert "no checkpoint yet" in capsys.readouterr().out
+    assert hybrid(["status", "01.2,01.3", "--project", str(project)]) == 0  # not started is no error
+    capsys.readouterr()
+    assert hybrid(["status", "01.3", "09.9", "--project", str(project)]) == 1  # no file, no checkpoint
+    assert any(line.startswith("09.9") and line.endswith("no checkpoint yet") for line in capsys.readouterr().out.splitlines())
 
     assert hybrid(["checkpoint", "show", STORY, "--project", str(project)]) == 0
     lines = capsys.readouterr().out.splitlines()

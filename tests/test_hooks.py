@@ -737,6 +737,9 @@ def test_a_project_that_never_used_the_plugin_gets_no_ledger(tmp_path):
     bare.install_captured()
     assert run_hook(bare, "stop", bare.payload("Stop")) == 0
     assert not (bare.project / ".claude").exists()
+    # Nor does a hook's own error there: a hooks.log would turn the ledger on for good.
+    assert run_hook(bare, "subagent-stop", b"{not json") == 0
+    assert not (bare.project / ".claude").exists()
 
 
 def test_without_a_budget_the_guard_command_starts_no_python(session, tmp_path):

@@ -14,7 +14,7 @@ Actions:
 
 A hook never breaks the session: every action returns 0 whatever happens, and logs its own
 errors, one line each, to ``<project>/.claude/hybrid/hooks.log`` (never the payload: prompts may
-hold secrets). The one exception is the guard's deliberate 2. Imports: the standard library,
+hold secrets); in a project that does not use the plugin, to stderr instead. The one exception is the guard's deliberate 2. Imports: the standard library,
 mcp_server.ledger and mcp_server.usage.transcripts only (tests/test_hooks.py checks this).
 """
 
@@ -100,6 +100,8 @@ def log(root: Path, event: str, action: str, error: BaseException | str) -> None
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     line = f"{utc_now()} {event} ({action}): {' '.join(text.split())[:500]}\n"
     try:
+        if not uses_hybrid(root):  # a log file would make the hooks keep a ledger there from now on
+            raise HookError("the project does not use the plugin")
         path = root / LOG_RELATIVE
         path.parent.mkdir(parents=True, exist_ok=True)
         try:

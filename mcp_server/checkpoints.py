@@ -408,11 +408,24 @@ def apply_update(
     _attach_results(data, update, utc_stamp(now))
     if update.status in STATUS_MARKS and update.status != previous:
         added.append(history_entry(update.phase, STATUS_MARKS[update.status], agent, now))
+    if _skips_refactor(data, update):
+        refactor = data["phases"][OPTIONAL_PHASE]
+        refactor.update(status="skipped", agent=_agent(data, OPTIONAL_PHASE), summary="review clean",
+                        finished_at=utc_stamp(now))
+        added.append(history_entry(OPTIONAL_PHASE, SKIPPED, refactor["agent"], now))
     for name, counts in (tokens or {}).items():
         data["phases"][name]["tokens"] = copy.deepcopy(counts)
     data["revision"] += 1
     data["updated_at"] = utc_stamp(now)
     return WriteOutcome(Checkpoint(checkpoint.path, data, [*checkpoint.history, *added]), added)
+
+
+def _skips_refactor(data: Mapping[str, Any], update: Update) -> bool:
+    """P4 refactors what an approving review still listed; after a clean review nobody runs it,
+    so the review's write records it as skipped, and the story shows no pending phase when done."""
+    review = data["review"]
+    return (update.phase == "P5" and update.status == "done" and data["phases"][OPTIONAL_PHASE]["status"] == "pending"
+            and review is not None and review["verdict"] == "APPROVED" and not review["issues"])
 
 
 def history_entry(phase: str, mark: str, agent: str, now: datetime) -> HistoryEntry:

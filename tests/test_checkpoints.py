@@ -242,9 +242,26 @@ def test_the_seeds_review_round_sends_the_story_back_to_p3(project):
     assert next_action(checkpoint) == "done"
     assert [(r["verdict"], r["iteration"]) for r in review_rounds(checkpoint)] == [("REQUEST_CHANGES", 1), ("APPROVED", 2)]
     assert [line.split()[0] + line.split()[1] for line in history(project)] == [
-        "P1:✓", "P2:✓", "P3:✓", "P5:✓", "P3:↻", "P3:✓", "P5:✓", "P6:✓", "P7:✓"
+        "P1:✓", "P2:✓", "P3:✓", "P5:✓", "P3:↻", "P3:✓", "P5:✓", "P4:–", "P6:✓", "P7:✓"
     ]
 
+
+
+def test_a_clean_review_marks_p4_skipped_and_one_with_issues_leaves_it_to_run(project):
+    set_up(project, "approved")
+    phases = load_checkpoint(project, STORY).phases
+    assert (phases["P4"]["status"], phases["P4"]["agent"], phases["P4"]["summary"]) == ("skipped", "senior-dev", "review clean")
+    assert history(project)[-2:] == [f"P5: ✓ code-reviewer {hhmm(3)}", f"P4: – senior-dev {hhmm(3)}"]
+    write(project, "P4", "skipped", 4)  # a senior-dev that skips it again changes nothing
+    assert history(project)[-1] == f"P4: – senior-dev {hhmm(3)}"
+    write(project, "P6", "done", 5, qa=AC2_FAILS)  # QA sends it back: the new round reopens P4
+    write(project, "P3", "running", 6)
+    assert load_checkpoint(project, STORY).phases["P4"]["status"] == "pending"
+    write(project, "P3", "done", 7)
+    minor = {"verdict": "APPROVED", "score": 8, "issues": [{"severity": "minor", "file": "app/roles.py", "line": 1, "text": "name"}]}
+    write(project, "P5", "done", 8, review=minor)
+    checkpoint = load_checkpoint(project, STORY)
+    assert checkpoint.phases["P4"]["status"] == "pending" and next_action(checkpoint) == "P4 senior-dev"
 
 def test_requested_changes_are_made_in_p3_and_reviewed_again_never_by_a_p4_shortcut(project):
     set_up(project, "changes")

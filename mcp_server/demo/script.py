@@ -294,11 +294,9 @@ _refactoring = _delegating_agent("P4", "senior-dev", "refactor", _refactor_argum
 
 
 def _senior_dev(story: str, talk: Conversation, scenario: Scenario) -> Turn:
-    """As its agent file says: a clean latest review means P4 is skipped, not run."""
+    """As its agent file says: after a clean latest review P4 is already skipped; nothing to run."""
     checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
     if len(talk.calls) == 1 and not _review_issues(checkpoint):
-        return _write(story, "P4", "skipped", "senior-dev", summary="review clean")
-    if talk.calls and talk.calls[-1][1].get("status") == "skipped":
         return Turn(text=f"P4 {story} skipped: the review was clean")
     return _refactoring(story, talk, scenario)
 

@@ -74,14 +74,14 @@ def test_checkpoints_show_every_phase_done_with_the_seeds_history_lines(pilot):
         data, history = checkpoint(pilot["project"], story)
         statuses = {phase: value["status"] for phase, value in data["phases"].items()}
         assert {statuses[p] for p in ("P1", "P2", "P3", "P5", "P6", "P7")} == {"done"}, statuses
-        assert statuses["P4"] == "pending"  # both reviews ended clean: no refactor
+        assert statuses["P4"] == "skipped"  # both reviews ended clean: no refactor
         assert history[-1].startswith("P7: ✓ tech-writer ")
         assert all(result["result"] == "pass" for result in data["qa"]["results"])
     data, history = checkpoint(pilot["project"], "01.3")
     assert data["phases"]["P3"]["iteration"] == 2 and data["phases"]["P5"]["iteration"] == 2
     assert [r["verdict"] for r in data["reviews"]] + [data["review"]["verdict"]] == ["REQUEST_CHANGES", "APPROVED"]
     assert [line.split()[:2] for line in history] == [
-        ["P1:", "✓"], ["P2:", "✓"], ["P3:", "✓"], ["P5:", "✓"], ["P3:", "↻"], ["P3:", "✓"], ["P5:", "✓"], ["P6:", "✓"], ["P7:", "✓"]
+        ["P1:", "✓"], ["P2:", "✓"], ["P3:", "✓"], ["P5:", "✓"], ["P3:", "↻"], ["P3:", "✓"], ["P5:", "✓"], ["P4:", "–"], ["P6:", "✓"], ["P7:", "✓"]
     ]
 
 

@@ -80,6 +80,8 @@ def test_resume_skips_what_the_checkpoints_show_done(tmp_path):
     ("", "no story ids given"),
     ("../x", "not story ids: ../x"),
     ("01.2 --no-workflow", "--no-workflow"),
+    ("01.2 frontend=01.3", "a developer is named for stories not in the run: 01.3"),
+    ({"stories": ["01.2"], "developer": {"01.2": "ux-designer"}}, "backend-dev or frontend-dev, not ux-designer"),
 ])
 def test_bad_arguments_start_nothing_and_say_why(tmp_path, args, problem):
     result, labels, _ = run(tmp_path, args)
@@ -90,3 +92,15 @@ def test_phases_option_runs_only_those(tmp_path):
     result, labels, _ = run(tmp_path, "01.2,01.3 phases=P1,P2")
     assert sorted(labels) == ["P1 01.2", "P1 01.3", "P2 01.2", "P2 01.3"]
     assert [s["story"] for s in result["stories"]] == ["01.2", "01.3"]
+
+
+def test_frontend_names_the_ui_stories_p3_developer(tmp_path):
+    _, _, out = run(tmp_path, "01.2,01.3 frontend=01.3")
+    p3 = {call["label"]: call["agentType"] for call in out["calls"] if call["label"].startswith("P3")}
+    assert p3 == {"P3 01.2": "hybrid:backend-dev", "P3 01.3": "hybrid:frontend-dev"}
+
+
+def test_a_resumed_later_round_sends_p3_to_the_review_in_the_checkpoint(tmp_path):
+    _, labels, out = run(tmp_path, {"stories": ["01.2"], "resume": {"01.2": {"done": ["P1", "P2"], "round": 2}}})
+    [p3] = [call["prompt"] for call in out["calls"] if call["label"] == "P3 01.2"]
+    assert "review round 2" in p3 and "in the checkpoint" in p3

@@ -1,7 +1,7 @@
 export const meta = {
   name: 'pilot',
   description: 'Hybrid pilot: every story through P1-P7 (Claude judges, GLM writes), pipelined with no barrier between phases; the review loop is decided from the reviewer\'s data',
-  whenToUse: 'Arguments: story ids, comma-separated, and optionally max_review_rounds=N. With --no-workflow in the arguments, do not call Workflow: call Skill({skill: "hybrid:pilot-agents", args: <the arguments>}) and follow it instead. After the workflow\'s result arrives, call Skill({skill: "hybrid:report", args: <the story ids>}) and follow it.',
+  whenToUse: 'Arguments: story ids, comma-separated, and optionally max_review_rounds=N and frontend=<ids of UI stories>. With --no-workflow in the arguments, do not call Workflow: call Skill({skill: "hybrid:pilot-agents", args: <the arguments>}) and follow it instead. After the workflow\'s result arrives, call Skill({skill: "hybrid:report", args: <the story ids>}) and follow it.',
   phases: [
     { title: 'P1 UX' },
     { title: 'P2 Tests' },
@@ -13,9 +13,9 @@ export const meta = {
   ],
 }
 
-// args: the command line as a string ("01.2,01.3 max_review_rounds=3 phases=P1,P2"), or an object:
+// args: the command line as a string ("01.2,01.3 max_review_rounds=3 phases=P1,P2 frontend=01.3"), or an object:
 //   {stories: ['01.2', ...] or '01.2,01.3', max_review_rounds: 2, phases: ['P1', ...] (only these run),
-//    developer: {'01.4': 'frontend-dev'} (default backend-dev),
+//    developer: {'01.4': 'frontend-dev'} (default backend-dev; frontend: '01.4' or ['01.4'] says the same),
 //    resume: {'01.2': {done: ['P1', 'P2'], round: 2}}: the phases the checkpoints show finished
 //    before the story's next step, and the review round to continue from (/hybrid:resume).
 const PHASES = ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7']
@@ -49,7 +49,13 @@ function readArgs() {
   const phases = input.phases === undefined ? PHASES : commaList(input.phases)
   const unknown = phases.filter(p => !PHASES.includes(p))
   if (unknown.length) problems.push(`unknown phases: ${unknown.join(', ')} (use P1..P7)`)
-  return { problems, stories, rounds, only: new Set(phases), resume: input.resume || {}, developer: input.developer || {} }
+  const developer = { ...(input.developer || {}) }
+  for (const story of commaList(input.frontend)) developer[story] = 'frontend-dev'
+  const strangers = Object.keys(developer).filter(s => !stories.includes(s))
+  if (strangers.length) problems.push(`a developer is named for stories not in the run: ${strangers.join(', ')}`)
+  const roles = Object.values(developer).filter(d => d !== 'backend-dev' && d !== 'frontend-dev')
+  if (roles.length) problems.push(`a P3 developer is backend-dev or frontend-dev, not ${roles.join(', ')}`)
+  return { problems, stories, rounds, only: new Set(phases), resume: input.resume || {}, developer }
 }
 
 const { problems, stories, rounds: maxRounds, only, resume, developer } = readArgs()
@@ -153,7 +159,9 @@ async function implementAndReview(state) {
   state.resumedPastReview = state.done.has('P5')
   while (!state.stopped) {
     if (wanted(state, 'P3')) {
-      const fix = review ? `\nFix these review issues:\n${issueLines(review)}` : ''
+      // Resumed in a later round, the workflow has not seen the review that asked for changes.
+      const fix = review ? `\nFix these review issues:\n${issueLines(review)}`
+        : round > 1 ? `\nThis is review round ${round}: fix the issues of the latest review, which are in the checkpoint.` : ''
       await run(state, 'P3', developer[state.story] || 'backend-dev', `Implement story ${state.story} through GLM.${fix}`)
     }
     if (!wanted(state, 'P5')) break

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def _chromium_is_there():
     if CHROMIUM is None:
-        pytest.fail("chromium is not installed: `apt-get install chromium` (.ci/run does), or set HYBRID_SKIP_BROWSER=1")
+        pytest.fail("chromium is not installed: ./install installs it (apt-get install chromium), or set HYBRID_SKIP_BROWSER=1")
 
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

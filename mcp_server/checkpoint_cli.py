@@ -6,6 +6,7 @@ Reading only: these commands never create or change a checkpoint.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Callable
@@ -13,10 +14,9 @@ from typing import Callable
 from mcp_server import checkpoints
 from mcp_server.config import load_settings, project_root
 from mcp_server.errors import HybridError
-from mcp_server.stories import StoryFileError, any_story_glob, natural_key, parse_story, story_files
+from mcp_server.stories import StoryFileError, any_story_glob, parse_story, story_files
 
 Command = Callable[[argparse.Namespace], int]
-NOT_STARTED = "no checkpoint yet"  # list_checkpoints' problem for a story without one
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,6 +32,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     stories = sub.add_parser("stories", help="the story files found, with their acceptance-criteria counts")
     _add_project(stories, _stories)
+
+    resume = sub.add_parser("resume-args", help="the pilot workflow's arguments that continue the unfinished stories, as JSON")
+    resume.add_argument("stories", nargs="*", help="story ids (default: every started story)")
+    resume.add_argument("--no-workflow", action="store_true", help=argparse.SUPPRESS)  # /hybrid:resume's own flag
+    _add_project(resume, _resume_args)
 
 
 def _add_project(parser: argparse.ArgumentParser, command: Command) -> None:
@@ -56,29 +61,26 @@ def _root(args: argparse.Namespace) -> Path:
 
 def _status(args: argparse.Namespace) -> int:
     root = _root(args)
-    files = dict(story_files(root, load_settings(root).stories.glob))
     named = [story for item in args.stories for story in item.split(",") if story.strip()]
-    wanted = named
-    if not named:  # every story: those with a checkpoint and those whose file has none yet
-        with_checkpoint = [listing.story for listing in checkpoints.list_checkpoints(root)]
-        wanted = sorted(set(with_checkpoint) | set(files), key=natural_key)
-    listings = [
-        _not_started(listing.story, files[listing.story])
-        if listing.problem == NOT_STARTED and listing.story in files else listing
-        for listing in checkpoints.list_checkpoints(root, wanted or None)
-    ]
+    listings = checkpoints.list_story_status(root, load_settings(root).stories.glob, named)
     print(checkpoints.status_table(listings, titles=True))
     # Exit 1 for a checkpoint that cannot be read, or a story with neither file nor checkpoint.
     return 1 if any(row.checkpoint is None and not row.not_started for row in listings) else 0
 
 
-def _not_started(story_id: str, path: Path) -> checkpoints.CheckpointListing:
-    """A story file without a checkpoint: every phase pending, read without creating anything."""
-    try:
-        title = parse_story(path, story_id).title
-    except StoryFileError as error:
-        return checkpoints.CheckpointListing(story_id, None, f"story file cannot be used: {error}")
-    return checkpoints.CheckpointListing(story_id, None, "P1 ux-designer (not started)", title, not_started=True)
+def _resume_args(args: argparse.Namespace) -> int:
+    """/hybrid:resume passes this JSON to the workflow as is: no table for the model to parse."""
+    root = _root(args)
+    named = [story for item in args.stories for story in item.split(",") if story.strip()]
+    plan = checkpoints.resume_plan(root, load_settings(root).stories.glob, named)
+    print(json.dumps(plan, ensure_ascii=False))
+    unknown = [story for story in named if story in plan["left"] and plan["left"][story] == checkpoints.NOT_STARTED]
+    if unknown:
+        print(f"hybrid: no story file or checkpoint for {', '.join(unknown)}", file=sys.stderr)
+        return 1
+    if not plan["stories"]:
+        print("hybrid: nothing to resume: every story is done, blocked or not started", file=sys.stderr)
+    return 0
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -119,13 +119,17 @@ def checkpoint_list(
     stories: Annotated[list[str] | str | None, Field(description="story ids (a list or '01.2,01.3'); default: all")] = None,
 ) -> str:
     """A compact table of every story's phases (or the named stories') with the next action for each.
-    A named story without a checkpoint gets one from its story file, as on its first read."""
+    A named story without a checkpoint gets one from its story file, as on its first read; without
+    ids, a story file with no checkpoint is listed as not started and nothing is created."""
 
     def table() -> str:
         settings = load_settings()
         wanted = [s.strip() for s in stories.split(",") if s.strip()] if isinstance(stories, str) else stories
-        create_from = settings.stories.glob if wanted else None
-        return checkpoints.status_table(checkpoints.list_checkpoints(settings.project_root, wanted, create_from))
+        if wanted:
+            listings = checkpoints.list_checkpoints(settings.project_root, wanted, settings.stories.glob)
+        else:
+            listings = checkpoints.list_story_status(settings.project_root, settings.stories.glob)
+        return checkpoints.status_table(listings)
 
     return _guarded("checkpoint_list", table)
 

@@ -34,7 +34,7 @@ import yaml
 
 from mcp_server.errors import HybridError
 from mcp_server.ledger import Ledger, ledger_path
-from mcp_server.stories import Story, check_story_id, find_story_file, natural_key, parse_story
+from mcp_server.stories import Story, StoryFileError, check_story_id, find_story_file, natural_key, parse_story, story_files
 
 log = logging.getLogger("hybrid.checkpoints")
 
@@ -649,25 +649,74 @@ def _attach_results(data: dict[str, Any], update: Update, stamp: str) -> None:
 # --- Reading the state --------------------------------------------------------------------------
 
 
-def next_action(checkpoint: Checkpoint) -> str:
-    """What the orchestrator does next for this story, in a few words."""
+@dataclass(frozen=True)
+class NextStep:
+    """What comes next for a story: the phase to run (a running one runs again, after a crash)
+    in which iteration, or none when the story is done or blocked; ``text`` says it in words."""
+
+    text: str
+    phase: str | None = None
+    iteration: int = 1
+
+
+def next_step(checkpoint: Checkpoint) -> NextStep:
     data, phases = checkpoint.data, checkpoint.phases
     for name in PHASES:
         if phases[name]["status"] == "failed":
-            return f"blocked: {name} failed"
+            return NextStep(f"blocked: {name} failed")
     for name in PHASES:
         if phases[name]["status"] == "running":
-            return f"running: {_who(data, name)}"
+            return NextStep(f"running: {_who(data, name)}", name, phases[name]["iteration"])
     returned = send_back(data)
     if returned is not None:
-        return f"P3 {_agent(data, 'P3')} (iteration {phases['P3']['iteration'] + 1}): {returned.reason}"
+        iteration = phases["P3"]["iteration"] + 1
+        return NextStep(f"P3 {_agent(data, 'P3')} (iteration {iteration}): {returned.reason}", "P3", iteration)
     review = data["review"]
     if phases["P5"]["status"] == "done" and phases[OPTIONAL_PHASE]["status"] == "pending" and review and review["issues"]:
-        return _who(data, OPTIONAL_PHASE)  # approved, but the review listed issues: refactor them
+        # approved, but the review listed issues: refactor them
+        return NextStep(_who(data, OPTIONAL_PHASE), OPTIONAL_PHASE, phases[OPTIONAL_PHASE]["iteration"])
     for name in PHASES:
         if name != OPTIONAL_PHASE and phases[name]["status"] not in ("done", "skipped"):
-            return _who(data, name)
-    return "done"
+            return NextStep(_who(data, name), name, phases[name]["iteration"])
+    return NextStep("done")
+
+
+def next_action(checkpoint: Checkpoint) -> str:
+    """What the orchestrator does next for this story, in a few words."""
+    return next_step(checkpoint).text
+
+
+# The order a story's phases run in (P4 refactors what the P5 review approved with issues).
+RUN_ORDER = ("P1", "P2", "P3", "P5", "P4", "P6", "P7")
+
+
+def resume_point(checkpoint: Checkpoint) -> dict[str, Any] | None:
+    """Where the pilot workflow picks a story up (its ``resume`` argument): the phases finished
+    before the next step, and the review round that step is in; None when done or blocked."""
+    step = next_step(checkpoint)
+    if step.phase is None:
+        return None
+    before = RUN_ORDER[: RUN_ORDER.index(step.phase)]
+    done = [name for name in before if checkpoint.phases[name]["status"] in ("done", "skipped")]
+    return {"done": done, "round": step.iteration}
+
+
+def resume_plan(root: Path, story_glob: str, stories: Sequence[str] | None = None) -> dict[str, Any]:
+    """The pilot workflow's arguments that continue every unfinished story (or the named ones).
+
+    Done and blocked stories are left out, and so are stories not started, unless named (they
+    start at P1). ``left`` says why each story was left out; the workflow ignores it."""
+    plan: dict[str, Any] = {"stories": [], "resume": {}, "left": {}}
+    for listing in list_story_status(root, story_glob, stories):
+        point = resume_point(listing.checkpoint) if listing.checkpoint else None
+        if point is not None:
+            plan["stories"].append(listing.story)
+            plan["resume"][listing.story] = point
+        elif listing.not_started and stories:
+            plan["stories"].append(listing.story)
+        else:
+            plan["left"][listing.story] = next_action(listing.checkpoint) if listing.checkpoint else str(listing.problem)
+    return plan
 
 
 def review_rounds(checkpoint: Checkpoint) -> list[dict[str, Any]]:
@@ -870,10 +919,37 @@ def list_checkpoints(
             else:
                 listings.append(CheckpointListing(story, load_checkpoint(root, story)))
         except CheckpointNotFound:
-            listings.append(CheckpointListing(story, None, "no checkpoint yet"))
+            listings.append(CheckpointListing(story, None, NOT_STARTED))
         except HybridError as error:
             listings.append(CheckpointListing(story, None, str(error)))
     return listings
+
+
+NOT_STARTED = "no checkpoint yet"  # list_checkpoints' problem for a story without one
+
+
+def list_story_status(root: Path, story_glob: str, stories: Sequence[str] | None = None) -> list[CheckpointListing]:
+    """Like list_checkpoints, but without ids it lists every story, those with a checkpoint and
+    those whose story file has none yet; such a story is shown not started (every phase
+    pending, its title from the file) and nothing is created."""
+    files = dict(story_files(root, story_glob))
+    wanted = list(stories) if stories else None
+    if wanted is None:
+        with_checkpoint = [listing.story for listing in list_checkpoints(root)]
+        wanted = sorted(set(with_checkpoint) | set(files), key=natural_key)
+    return [
+        _not_started(listing.story, files[listing.story])
+        if listing.problem == NOT_STARTED and listing.story in files else listing
+        for listing in list_checkpoints(root, wanted or None)
+    ]
+
+
+def _not_started(story_id: str, path: Path) -> CheckpointListing:
+    try:
+        title = parse_story(path, story_id).title
+    except StoryFileError as error:
+        return CheckpointListing(story_id, None, f"story file cannot be used: {error}")
+    return CheckpointListing(story_id, None, "P1 ux-designer (not started)", title, not_started=True)
 
 
 # --- Text views: what the tools and the CLI print ------------------------------------------------

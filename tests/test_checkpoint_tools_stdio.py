@@ -27,6 +27,14 @@ async def test_tool_surface(project):
     assert set(tools["checkpoint_list"].input_schema["properties"]) == {"stories"}
 
 
+
+async def test_list_without_ids_shows_every_story_file_and_creates_nothing(project):
+    async with mcp_client(project, UNUSED_GLM) as client:
+        listed = await client.call_tool("checkpoint_list", {})
+    assert not listed.is_error
+    assert text_of(listed).splitlines()[1].split() == ["01.2", *"·······", "P1", "ux-designer", "(not", "started)"]
+    assert not checkpoint_path(project, "01.2").exists()
+
 async def test_read_creates_write_merges_list_shows(project):
     path = checkpoint_path(project, "01.2")
     async with mcp_client(project, UNUSED_GLM) as client:

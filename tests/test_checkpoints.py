@@ -33,6 +33,7 @@ from mcp_server.checkpoints import (
     open_checkpoint,
     parse_checkpoint,
     render_checkpoint,
+    resume_plan,
     review_rounds,
     schema,
     status_table,
@@ -728,3 +729,34 @@ def test_a_name_with_a_newline_would_break_tail_1_and_is_refused(project, field)
     with pytest.raises(CheckpointError, match="newline or a control character"):
         write(project, "P1", "done", **{field: "ux-designer\n"})
     assert checkpoint_files(project) == before
+
+
+
+@pytest.mark.parametrize("setup, point", [
+    ("p1", {"done": ["P1"], "round": 1}),
+    ("changes", {"done": ["P1", "P2"], "round": 2}),  # P3's new round, then its review: round 2
+    ("approved", {"done": ["P1", "P2", "P3", "P5", "P4"], "round": 1}),  # P4 skipped by the clean review
+    ("p4 running", {"done": ["P1", "P2", "P3"], "round": 1}),  # a running phase runs again
+    ("qa failed", {"done": ["P1", "P2"], "round": 2}),
+])
+def test_resume_plan_says_what_each_story_has_finished(project, setup, point):
+    set_up(project, setup)
+    assert resume_plan(project, GLOB) == {"stories": [STORY], "resume": {STORY: point}, "left": {}}
+
+
+def test_resume_plan_leaves_out_done_blocked_and_unstarted_stories_unless_named(project, capsys):
+    add_story(project, "01.3", "Permissions")
+    add_story(project, "01.4", "Audit")
+    run(project, ("P1", "done"), ("P2", "done"), ("P3", "done"), ("P5", "done", {"review": APPROVED}),
+        ("P6", "done", {"qa": ALL_PASS}), ("P7", "done"))
+    write(project, "P1", "failed", story="01.4")
+    plan = resume_plan(project, GLOB)
+    assert plan["stories"] == [] and plan["left"] == {
+        "01.2": "done", "01.3": "P1 ux-designer (not started)", "01.4": "blocked: P1 failed"}
+    assert resume_plan(project, GLOB, ["01.3"]) == {"stories": ["01.3"], "resume": {}, "left": {}}
+    assert hybrid(["resume-args", "01.3", "--no-workflow", "--project", str(project)]) == 0
+    assert json.loads(capsys.readouterr().out)["stories"] == ["01.3"]
+    assert hybrid(["resume-args", "--project", str(project)]) == 0
+    assert "nothing to resume" in capsys.readouterr().err
+    assert hybrid(["resume-args", "09.9", "--project", str(project)]) == 1
+    assert "no story file or checkpoint for 09.9" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from mcp_server.usage.transcripts import parse_prefix
 TOOL = "mcp__plugin_hybrid_glm__"
 COMMAND = re.compile(r"<command-name>/hybrid:(?P<name>pilot|resume|pilot-agents)</command-name>")
 COMMAND_ARGS = re.compile(r"<command-args>(?P<args>.*?)</command-args>", re.DOTALL)
-HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" report')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
+HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" (?:report|resume-args)')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
 WORKING_DIRECTORY = re.compile(r"Primary working directory: (?P<path>[^\n\\]+)")
 WORKFLOW_DONE = re.compile(r"<task-notification>|background-task event", re.IGNORECASE)
 COVERAGE_TOTAL = re.compile(r"^TOTAL\s+\d+\s+\d+\s+(\d+(?:\.\d+)?)%", re.MULTILINE)
@@ -413,39 +413,30 @@ def _launch(story: str, step: str, rounds_done: int, max_rounds: int) -> tuple[s
     return "Agent", {"description": f"{phase} {story}", "prompt": prompt, "subagent_type": f"hybrid:{agent}", "run_in_background": False}
 
 
-def _report(talk: Conversation, stories: list[str]) -> Turn:
-    """Bash with the command's `bin/hybrid` path, from /hybrid:pilot-agents' text or from the
-    /hybrid:report skill the workflow's command text sends the model to."""
+def _hybrid_cli(talk: Conversation) -> str:
+    """The command's `bin/hybrid` path, from the command's own text (/hybrid:pilot-agents,
+    /hybrid:resume) or from the /hybrid:report skill the workflow's command text sends the model to."""
     texts = [*talk.first_user, *(result for _, _, result in talk.calls), talk.last_user]
     hybrid = next((found for found in map(HYBRID_CLI.search, texts) if found), None)
-    command = f'"{hybrid.group(1) if hybrid else "hybrid"}" report --stories {",".join(stories)}'
+    return hybrid.group(1) if hybrid else "hybrid"
+
+
+def _report(talk: Conversation, stories: list[str]) -> Turn:
+    command = f'"{_hybrid_cli(talk)}" report --stories {",".join(stories)}'
     return _call("Bash", command=command, description="Cost and quality report")
-
-
-PIPELINE_ORDER = ("P1", "P2", "P3", "P5", "P4", "P6", "P7")
-
-
-def _resume_args(table: str, stories: list[str]) -> dict[str, Any]:
-    """What /hybrid:resume passes the workflow, as its command says: per unfinished story, the
-    phases finished (✓ or –) before its next step, and the review round the next step is in."""
-    unfinished, resume = [], {}
-    for line in table.splitlines():
-        cells = line.split()
-        if len(cells) < 9 or cells[0] not in stories:
-            continue
-        story, marks, step = cells[0], dict(zip(("P1", "P2", "P3", "P4", "P5", "P6", "P7"), cells[1:8])), " ".join(cells[8:])
-        if step == "done" or step.startswith("blocked"):
-            continue
-        unfinished.append(story)
-        found = NEXT_STEP.match(step.removeprefix("running: "))
-        before = PIPELINE_ORDER[: PIPELINE_ORDER.index(found.group("phase"))] if found else PIPELINE_ORDER
-        done = [phase for phase in before if marks[phase][:1] in ("✓", "–")]
-        resume[story] = {"done": done, "round": int(found.group("iteration") or 1) if found else 1}
-    return {"stories": unfinished, "resume": resume}
 
 
 def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str, stories: list[str]) -> Turn:
     last = talk.calls[-1][0] if talk.calls else None
+    resuming = command == "resume" and not any(name == "Workflow" for name, _, _ in talk.calls)
+    if resuming and last is None:  # as /hybrid:resume says: the workflow's arguments from bin/hybrid
+        command_line = f'"{_hybrid_cli(talk)}" resume-args {",".join(stories)}'
+        return _call("Bash", command=command_line, description="Resume arguments from the checkpoints")
+    if resuming:
+        output = talk.calls[-1][2]
+        args = json.loads(output[output.index("{"):output.rindex("}") + 1])
+        args["max_review_rounds"] = scenario.max_review_rounds
+        return _call("Workflow", name="hybrid:pilot", args=args)
     if last == "Bash":
         report = talk.calls[-1][2].strip().splitlines()
         return Turn(text="Pilot finished (simulated models).\n" + "\n".join(report[:12]))
@@ -455,13 +446,7 @@ def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str,
         return _call("Skill", skill="hybrid:report", args=",".join(stories))
     if last == "Workflow":
         return Turn(text="The pilot workflow is running; its result arrives as a notification.")
-    if command == "resume" and last != f"{TOOL}checkpoint_list":
-        return _call(f"{TOOL}checkpoint_list", stories=",".join(stories))
-    args: dict[str, Any] = {"stories": stories, "max_review_rounds": scenario.max_review_rounds}
-    if command == "resume":
-        args.update(_resume_args(talk.calls[-1][2], stories))
-        args["max_review_rounds"] = scenario.max_review_rounds
-    return _call("Workflow", name="hybrid:pilot", args=args)
+    return _call("Workflow", name="hybrid:pilot", args={"stories": stories, "max_review_rounds": scenario.max_review_rounds})
 
 
 def _orchestrator(talk: Conversation, scenario: Scenario, command: str, arguments: str) -> Turn:

@@ -15,6 +15,7 @@ from mcp_server.ledger import Ledger
 from mcp_server.pricing import PriceTable, TokenCounts
 
 RAISE_HINT = "raise or remove it under `budget:` in .claude/hybrid.yaml"
+PRICE_HINT = "add their prices under `prices:` in .claude/hybrid.yaml (data/prices.yaml's shape), or remove the cap"
 
 
 class BudgetExceeded(DelegationError):
@@ -60,6 +61,12 @@ def spend(ledger: Ledger, prices: PriceTable, *, story: str | None = None, since
     return Spend(usd=usd, unpriced_models=tuple(unpriced), by_provider=by_provider, by_model=by_model)
 
 
+def unpriced_message(setting: str, cap: float, scope: str, models: tuple[str, ...]) -> str:
+    """A cap cannot be checked against spend it cannot price: never counted as $0, it stops the call."""
+    return (f"{setting} is {usd(cap)}, but {scope} has calls to {', '.join(models)}, which have no price, "
+            f"so what it spent is unknown. To continue, {PRICE_HINT}.")
+
+
 def usd(value: float) -> str:
     """Cents when the amount is whole cents ($0.50), else enough digits to be exact ($0.004)."""
     return f"${value:.2f}" if round(value, 2) == value else f"${value:.8f}".rstrip("0")
@@ -91,7 +98,10 @@ def check_budget(
     for name, cap, scope, query, reserved in caps:
         if cap is None:
             continue
-        spent = (spend(ledger, prices, **query).usd if ledger is not None else 0.0) + reserved
+        recorded = spend(ledger, prices, **query) if ledger is not None else Spend(0.0, ())
+        if recorded.unpriced_models:
+            raise BudgetExceeded(unpriced_message(name, cap, scope, recorded.unpriced_models) + " This call was not sent.")
+        spent = recorded.usd + reserved
         if spent >= cap or spent + estimate_usd > cap:
             in_flight = f" (${reserved:.4f} of it held by calls still running)" if reserved else ""
             raise BudgetExceeded(

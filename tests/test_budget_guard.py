@@ -116,15 +116,22 @@ def test_run_cap_counts_claude_and_glm_since_the_session_began(session):
     assert "HYBRID_BUDGET_PER_RUN_USD" in message
 
 
-def test_unpriced_models_are_named(session):
+def test_spend_with_no_price_is_never_counted_as_0_it_blocks(session):
     configure(session, "budget:\n  per_story_usd: 0.10\n")
     record(
         session,
-        UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=200_000),
+        UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=100_000),  # $0.06, under the cap
         UsageRow("anthropic", "claude-mystery-9", story="01.2", prompt_tokens=1),
     )
     done = guard(session, glm_call(session))
-    assert done.returncode == 2 and b"Unpriced, so not counted: claude-mystery-9." in done.stderr
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == (
+        "hybrid budget: budget.per_story_usd is $0.10, but story 01.2 has calls to claude-mystery-9, which have "
+        "no price, so what it spent is unknown. To continue, add their prices under `prices:` in "
+        ".claude/hybrid.yaml (data/prices.yaml's shape), or remove the cap."
+    )
+    configure(session, "budget:\n  per_story_usd: 0.10\nprices:\n  claude-mystery-9: {input: 1.0, output: 5.0}\n")
+    assert guard(session, glm_call(session)).returncode == 0  # priced now: $0.060001, under the cap
 
 
 def test_no_budget_does_nothing_fast(session, monkeypatch):

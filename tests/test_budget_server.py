@@ -20,7 +20,7 @@ from mcp_server.delegation.glm import GlmClient, GlmError
 from mcp_server.delegation.inflight import InFlight
 from mcp_server.delegation.protocol import FileWrite, render_reply
 from mcp_server.delegation.run import DelegationRequest, Services, delegate
-from mcp_server.ledger import Ledger, ledger_path, utc_now
+from mcp_server.ledger import Ledger, UsageRow, ledger_path, utc_now
 from mcp_server.pricing import PriceTable
 from mcp_server.server import Runtime
 from tests.fakes.fake_glm import FakeGlm
@@ -139,6 +139,20 @@ async def test_the_estimate_prices_the_prompt_at_its_tier(project, fake):
     # At the base rate ($1/M) it would be about $0.0005 and pass.
     configure(project, TIERED + "budget:\n  per_story_usd: 0.01\n")
     with pytest.raises(BudgetExceeded, match="budget.per_story_usd"):
+        await delegate(services_for(project, fake), implement())
+    assert fake.requests == []
+
+
+async def test_recorded_spend_with_no_price_stops_the_call(project, fake):
+    """An endpoint that answers under another model id (z-ai/glm-4.7 on OpenRouter) leaves rows the
+    price table cannot cost: under a cap they are never counted as $0."""
+    configure(project, "budget:\n  per_story_usd: 5\n")
+    ledger = Ledger(ledger_path(project))
+    try:
+        ledger.record(UsageRow("glm", "z-ai/glm-4.7", story="01.2", prompt_tokens=60_000_000))
+    finally:
+        ledger.close()
+    with pytest.raises(BudgetExceeded, match=r"story 01.2 has calls to z-ai/glm-4.7, which have no price.*not sent"):
         await delegate(services_for(project, fake), implement())
     assert fake.requests == []
 

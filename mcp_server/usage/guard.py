@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from mcp_server.budget import spend
+from mcp_server.budget import spend, unpriced_message, usd
 from mcp_server.config import load_settings
 from mcp_server.ledger import Ledger, ledger_path
 from mcp_server.pricing import PriceTable
@@ -78,16 +78,12 @@ def run_started_at(ledger: Ledger, payload: Mapping) -> str | None:
     return min(found) if found else None
 
 
-def usd(value: float) -> str:
-    """Cents when the amount is whole cents ($0.50), else enough digits to be exact ($0.001)."""
-    return f"${value:.2f}" if round(value, 2) == value else f"${value:.8f}".rstrip("0")
-
-
 def _message(setting: str, cap: float, scope: str, spent: SpendSplit, variable: str) -> str:
-    unpriced = f" Unpriced, so not counted: {', '.join(spent.unpriced)}." if spent.unpriced else ""
+    if spent.unpriced:
+        return "hybrid budget: " + unpriced_message(f"budget.{setting}", cap, scope, spent.unpriced)
     return (
         f"hybrid budget: budget.{setting} is {usd(cap)}; {scope} has spent ${spent.total:.4f} "
-        f"(Claude ${spent.claude:.4f} + GLM ${spent.glm:.4f}).{unpriced} Raise or remove it under "
+        f"(Claude ${spent.claude:.4f} + GLM ${spent.glm:.4f}). Raise or remove it under "
         f"budget: in .claude/hybrid.yaml (or {variable})."
     )
 
@@ -106,13 +102,13 @@ def check(payload: Mapping, environ: Mapping[str, str]) -> str | None:
         story = story_of(payload)
         if per_story is not None and story:
             spent = split_spend(ledger, prices, story=story)
-            if spent.total >= per_story:
+            if spent.total >= per_story or spent.unpriced:
                 return _message("per_story_usd", per_story, f"story {story}", spent, "HYBRID_BUDGET_PER_STORY_USD")
         if per_run is not None:
             since = run_started_at(ledger, payload)
             if since:
                 spent = split_spend(ledger, prices, since=since)
-                if spent.total >= per_run:
+                if spent.total >= per_run or spent.unpriced:
                     scope = f"this run (since {since[:19].replace('T', ' ')} UTC)"
                     return _message("per_run_usd", per_run, scope, spent, "HYBRID_BUDGET_PER_RUN_USD")
     finally:

@@ -289,7 +289,7 @@ def _for_yaml(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _phase_for_yaml(phase: Mapping[str, Any]) -> dict[str, Any]:
-    ordered = {key: phase[key] for key in schema()["$defs"]["phase"]["required"]}
+    ordered = {key: phase[key] for key in schema()["$defs"]["phase"]["properties"] if key in phase}
     ordered["tokens"] = {provider: _Flow(counts) for provider, counts in phase["tokens"].items()}
     return ordered
 
@@ -510,6 +510,9 @@ def _reopen(data: dict[str, Any], name: str, force: bool = False) -> None:
         return
     if phase["status"] != "skipped" or force:  # a skipped phase never ran: its round count stays
         phase["iteration"] += 1
+    if phase["started_at"] and phase["finished_at"]:  # keep the round's time for the phase's total
+        took = datetime.fromisoformat(phase["finished_at"]) - datetime.fromisoformat(phase["started_at"])
+        phase["earlier_seconds"] = phase.get("earlier_seconds", 0) + max(0, int(took.total_seconds()))
     phase.update(status="pending", started_at=None, finished_at=None, summary=None)
     if name == "P5" and data["review"] is not None:
         data["reviews"].append(data["review"])

@@ -264,6 +264,20 @@ def test_a_clean_review_marks_p4_skipped_and_one_with_issues_leaves_it_to_run(pr
     checkpoint = load_checkpoint(project, STORY)
     assert checkpoint.phases["P4"]["status"] == "pending" and next_action(checkpoint) == "P4 senior-dev"
 
+
+def test_a_new_round_keeps_the_earlier_rounds_time(project):
+    open_checkpoint(project, STORY, GLOB, now=T0)
+    run(project, ("P1", "done"), ("P2", "done"))
+    write(project, "P3", "running", 2)
+    write(project, "P3", "done", 5)  # round 1: 3 minutes
+    write(project, "P5", "running", 6)
+    write(project, "P5", "done", 8, review=CHANGES)  # 2 minutes
+    write(project, "P3", "running", 10)
+    phases = load_checkpoint(project, STORY).phases
+    assert (phases["P3"]["earlier_seconds"], phases["P5"]["earlier_seconds"]) == (180, 120)
+    assert phases["P3"]["started_at"] == "2026-01-05T14:15:00+00:00"  # the new round's own times
+    assert "earlier_seconds" not in phases["P1"]  # never reopened
+
 def test_requested_changes_are_made_in_p3_and_reviewed_again_never_by_a_p4_shortcut(project):
     set_up(project, "changes")
     write(project, "P4", "running", 20)

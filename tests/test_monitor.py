@@ -179,7 +179,7 @@ def test_quality_and_time(capsys, project):
     assert rows["01.2"]["coverage"] == {"percent": 92.5, "source": "reports/01.2-coverage.xml", "read_as": "cobertura", "recorded": 92.5}
     assert rows["01.3"]["coverage"]["read_as"] == "lcov" and rows["01.3"]["review_rounds"] == 2
     assert rows["01.2"]["seconds"] == 58 * 60 and rows["01.3"]["seconds"] == 88 * 60
-    assert rows["01.3"]["phase_seconds"]["P3"] == 15 * 60  # the last round's times
+    assert rows["01.3"]["phase_seconds"]["P3"] == 15 * 60  # the last round's times, no earlier_seconds
     t = data["time"]
     assert (t["wall_clock_s"], t["story_sum_s"], t["speedup"]) == (90 * 60, 146 * 60, 1.62)
     phases = {row["phase"]: row for row in data["per_phase"]}
@@ -516,3 +516,11 @@ def test_a_prices_file_that_is_not_utf8_is_one_line(capsys, project, tmp_path):
     bad.write_bytes(b"models:\n  x: {input: \xff}\n")
     code, _, err = run(capsys, "--project", str(project), "--prices", str(bad))
     assert code == 2 and "not UTF-8" in err and "Traceback" not in err
+
+
+
+def test_a_phase_time_adds_its_earlier_rounds(capsys, project):
+    path = project / ".claude" / "checkpoints" / "01.3.yaml"
+    path.write_text(path.read_text().replace("  P3:\n", "  P3:\n    earlier_seconds: 600\n", 1))
+    rows = {row["story"]: row for row in report_json(capsys, project)["per_story"]}
+    assert rows["01.3"]["phase_seconds"]["P3"] == 15 * 60 + 600

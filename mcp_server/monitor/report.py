@@ -341,8 +341,11 @@ def _story_rows(inp: MonitorInput, per_story: Mapping[str, Money]) -> list[Story
         for name in PHASES:
             phase = phases.get(name) or {}
             begin, end = parse_time(phase.get("started_at")), parse_time(phase.get("finished_at"))
+            earlier = phase.get("earlier_seconds")  # the phase's earlier rounds
             if begin and end and end >= begin:
-                phase_seconds[name] = (end - begin).total_seconds()
+                phase_seconds[name] = (end - begin).total_seconds() + (earlier or 0)
+            elif earlier:
+                phase_seconds[name] = float(earlier)
         reviews = item.reviews
         rows.append(
             StoryRow(

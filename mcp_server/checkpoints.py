@@ -34,6 +34,7 @@ import yaml
 
 from mcp_server.errors import HybridError
 from mcp_server.ledger import Ledger, ledger_path
+from mcp_server.monitor.coverage import detect_format
 from mcp_server.stories import Story, StoryFileError, check_story_id, find_story_file, natural_key, parse_story, story_files
 
 log = logging.getLogger("hybrid.checkpoints")
@@ -646,7 +647,9 @@ def _attach_results(data: dict[str, Any], update: Update, stamp: str) -> None:
         results = [merged[ac] for ac in order if ac in merged]
         data["qa"] = {"results": results, "iteration": data["phases"]["P6"]["iteration"], "at": stamp}
     if update.coverage is not None:
-        data["coverage"] = {"percent": update.coverage["percent"], "source": update.coverage["source"], "at": stamp}
+        source = update.coverage["source"]
+        kind = update.coverage.get("format") or detect_format(Path(source), b"")
+        data["coverage"] = {"percent": update.coverage["percent"], "source": source, **({"format": kind} if kind else {}), "at": stamp}
 
 
 # --- Reading the state --------------------------------------------------------------------------

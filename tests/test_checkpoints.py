@@ -172,7 +172,7 @@ def test_round_trip_of_a_full_story(project):
     data, entries = parse_checkpoint(text, path, STORY)
     assert data == checkpoint.data and entries == checkpoint.history
     assert data["phases"]["P3"]["summary"] == "fixed: 'root' is refused\nand roles are validated — ✓"
-    assert data["coverage"]["percent"] == 91.5
+    assert (data["coverage"]["percent"], data["coverage"]["format"]) == (91.5, "cobertura")  # from the name
     assert len(entries) == 9 and [e.mark for e in entries].count("↻") == 1
     # A tolerant YAML 1.1 loader still reads the data part (the repeated P-keys collapse).
     loose = yaml.safe_load(text)
@@ -277,6 +277,17 @@ def test_a_new_round_keeps_the_earlier_rounds_time(project):
     assert (phases["P3"]["earlier_seconds"], phases["P5"]["earlier_seconds"]) == (180, 120)
     assert phases["P3"]["started_at"] == "2026-01-05T14:15:00+00:00"  # the new round's own times
     assert "earlier_seconds" not in phases["P1"]  # never reopened
+
+
+@pytest.mark.parametrize("coverage, expected", [
+    ({"percent": 80, "source": "reports/lcov.info"}, "lcov"),
+    ({"percent": 80, "source": "out/cov", "format": "coverage.py"}, "coverage.py"),  # said by the agent
+    ({"percent": 80, "source": "out/cov"}, None),  # not known from the name: left out
+])
+def test_the_checkpoint_says_which_coverage_format(project, coverage, expected):
+    set_up(project, "approved")
+    write(project, "P6", "done", 9, qa=ALL_PASS, coverage=coverage)
+    assert load_checkpoint(project, STORY).data["coverage"].get("format") == expected
 
 def test_requested_changes_are_made_in_p3_and_reviewed_again_never_by_a_p4_shortcut(project):
     set_up(project, "changes")

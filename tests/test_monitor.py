@@ -284,6 +284,7 @@ def test_an_unpriced_model_is_a_warning_never_zero(capsys, project):
     _, out, _ = run(capsys, "--project", str(project))
     assert "Total Cost: $0.48 (Claude $0.23 + GLM $0.25) + unpriced (glm-9-ultra)" in out
     assert "$0.1137 + unpriced" in out
+    assert "Unpriced models (glm-9-ultra) are in the token counts above but left out of both sides' dollars." in out
 
 
 # --- unattributed usage with a subset -----------------------------------------------------------------

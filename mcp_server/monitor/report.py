@@ -722,7 +722,8 @@ def footnote(report: Report) -> str:
     else:
         text += "The selected stories have no recorded activity, so no unattributed orchestration is included."
     if report.total.unpriced:
-        text += f" Unpriced models are left out of both sides: {', '.join(sorted(report.total.unpriced))}."
+        text += (f" Unpriced models ({', '.join(sorted(report.total.unpriced))}) are in the token counts above "
+                 "but left out of both sides' dollars.")
     if report.price_dates:
         text += f" Prices: mcp_server/data/prices.yaml (rows dated up to {report.price_dates[-1]}) and overrides, if any."
     return text + " Method: docs/cost-method.md."

@@ -11,7 +11,8 @@ it and lets the call through (the guard never blocks by accident).
 - Run cap (``budget.per_run_usd``): everything recorded in the project (Claude and GLM) since
   this Claude Code session began: the earliest of the first timestamp in its main transcript
   and its first ledger row. When neither is known yet, nothing has been spent in it.
-- A cap is reached when the spend is at or over it. Unpriced models are named, not counted.
+- A cap is reached when the spend is at or over it. Spend under a model with no price blocks
+  the call: it is named, never counted as $0.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def test_marketplace_install_then_a_session_bootstraps_the_server(claude, tmp_pa
         if not talk.calls:
             first_requests.append(json.dumps(body.get("messages"), ensure_ascii=False))
             # bin/hybrid is on the Bash tool's PATH; it waits for the venv the MCP server is building.
-            return Turn(tool_calls=(("Bash", {"command": "hybrid status 01.2", "description": "status"}),))
+            return Turn(tool_calls=(("Bash", {"command": "hybrid status 01.2", "description": "status", "timeout": 600_000}),))
         name, _, result = talk.calls[-1]
         listings = [call for call in talk.calls if call[0] == CHECKPOINT_LIST]
         if name == CHECKPOINT_LIST and missing not in result:
@@ -66,7 +66,7 @@ def test_marketplace_install_then_a_session_bootstraps_the_server(claude, tmp_pa
         # No HYBRID_PYTHON: the installed copy must build its own environment. Claude Code does not
         # wait for MCP servers before the first turn, and stops one that has not connected within
         # MCP_TIMEOUT (30 s by default); a first build can take longer, as docs/install.md says.
-        env = session_env(home, anthropic.base_url, MCP_TIMEOUT="180000")
+        env = session_env(home, anthropic.base_url, MCP_TIMEOUT="600000")
         run = run_session(claude, project, "list the stories", env,
                           plugin_dir=None, allowed_tools=f"{CHECKPOINT_LIST} Bash", timeout_s=600)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -513,7 +513,9 @@ def _reopen(data: dict[str, Any], name: str, force: bool = False) -> None:
         phase["iteration"] += 1
     if phase["started_at"] and phase["finished_at"]:  # keep the round's time for the phase's total
         took = datetime.fromisoformat(phase["finished_at"]) - datetime.fromisoformat(phase["started_at"])
-        phase["earlier_seconds"] = phase.get("earlier_seconds", 0) + max(0, int(took.total_seconds()))
+        seconds = max(0, int(took.total_seconds()))
+        if seconds or "earlier_seconds" in phase:
+            phase["earlier_seconds"] = phase.get("earlier_seconds", 0) + seconds
     phase.update(status="pending", started_at=None, finished_at=None, summary=None)
     if name == "P5" and data["review"] is not None:
         data["reviews"].append(data["review"])
@@ -914,9 +916,7 @@ def list_checkpoints(
     for story in stories or []:
         check_story_id(story)
     if stories is None:
-        directory = checkpoints_dir(root)
-        found = [p.stem for p in directory.glob("*.yaml") if not p.name.startswith(".")] if directory.is_dir() else []
-        stories = sorted(found, key=natural_key)
+        stories = checkpoint_ids(root)
     listings = []
     for story in stories:
         try:
@@ -931,6 +931,13 @@ def list_checkpoints(
     return listings
 
 
+def checkpoint_ids(root: Path) -> list[str]:
+    """The stories that have a checkpoint file, in natural order; nothing is read."""
+    directory = checkpoints_dir(root)
+    found = [p.stem for p in directory.glob("*.yaml") if not p.name.startswith(".")] if directory.is_dir() else []
+    return sorted(found, key=natural_key)
+
+
 NOT_STARTED = "no checkpoint yet"  # list_checkpoints' problem for a story without one
 
 
@@ -941,8 +948,7 @@ def list_story_status(root: Path, story_glob: str, stories: Sequence[str] | None
     files = dict(story_files(root, story_glob))
     wanted = list(stories) if stories else None
     if wanted is None:
-        with_checkpoint = [listing.story for listing in list_checkpoints(root)]
-        wanted = sorted(set(with_checkpoint) | set(files), key=natural_key)
+        wanted = sorted(set(checkpoint_ids(root)) | set(files), key=natural_key)
     return [
         _not_started(listing.story, files[listing.story])
         if listing.problem == NOT_STARTED and listing.story in files else listing

@@ -223,9 +223,15 @@ async def test_429_storm_and_refused_connection_end_within_the_deadline(project,
     assert elapsed < 10  # the 2 s deadline, with a wide margin for a slow machine
 
     closed_port_url = "http://127.0.0.1:9/api/paas/v4"
+    before = tree_snapshot(project)
     async with mcp_client(project, closed_port_url, HYBRID_GLM_DEADLINE_S="2") as client:
+        started = time.monotonic()
         result = await client.call_tool("implement", {"story": "01.2", "instructions": "x"})
-    assert result.is_error and TEST_KEY not in result.content[0].text
+        elapsed = time.monotonic() - started
+    text = result.content[0].text
+    assert result.is_error and TEST_KEY not in text
+    assert f"could not reach {closed_port_url} (ConnectError)" in text and "within the 2 s deadline" in text
+    assert elapsed < 10 and tree_snapshot(project) == before  # within the deadline, nothing written
 
 
 async def test_four_calls_overlap_on_the_glm_server(project, fake):

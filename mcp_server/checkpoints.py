@@ -713,13 +713,16 @@ def resume_plan(root: Path, story_glob: str, stories: Sequence[str] | None = Non
     """The pilot workflow's arguments that continue every unfinished story (or the named ones).
 
     Done and blocked stories are left out, and so are stories not started, unless named (they
-    start at P1). ``left`` says why each story was left out; the workflow ignores it."""
-    plan: dict[str, Any] = {"stories": [], "resume": {}, "left": {}}
+    start at P1). A story whose P3 a frontend-dev did keeps that developer. ``left`` says why each
+    story was left out; the workflow ignores it."""
+    plan: dict[str, Any] = {"stories": [], "resume": {}, "developer": {}, "left": {}}
     for listing in list_story_status(root, story_glob, stories):
         point = resume_point(listing.checkpoint) if listing.checkpoint else None
         if point is not None:
             plan["stories"].append(listing.story)
             plan["resume"][listing.story] = point
+            if listing.checkpoint.phases["P3"]["agent"] == "frontend-dev":
+                plan["developer"][listing.story] = "frontend-dev"
         elif listing.not_started and stories:
             plan["stories"].append(listing.story)
         else:

@@ -766,7 +766,7 @@ def test_a_name_with_a_newline_would_break_tail_1_and_is_refused(project, field)
 ])
 def test_resume_plan_says_what_each_story_has_finished(project, setup, point):
     set_up(project, setup)
-    assert resume_plan(project, GLOB) == {"stories": [STORY], "resume": {STORY: point}, "left": {}}
+    assert resume_plan(project, GLOB) == {"stories": [STORY], "resume": {STORY: point}, "developer": {}, "left": {}}
 
 
 def test_resume_plan_leaves_out_done_blocked_and_unstarted_stories_unless_named(project, capsys):
@@ -778,10 +778,15 @@ def test_resume_plan_leaves_out_done_blocked_and_unstarted_stories_unless_named(
     plan = resume_plan(project, GLOB)
     assert plan["stories"] == [] and plan["left"] == {
         "01.2": "done", "01.3": "P1 ux-designer (not started)", "01.4": "blocked: P1 failed"}
-    assert resume_plan(project, GLOB, ["01.3"]) == {"stories": ["01.3"], "resume": {}, "left": {}}
+    assert resume_plan(project, GLOB, ["01.3"]) == {"stories": ["01.3"], "resume": {}, "developer": {}, "left": {}}
     assert hybrid(["resume-args", "01.3", "--no-workflow", "--project", str(project)]) == 0
     assert json.loads(capsys.readouterr().out)["stories"] == ["01.3"]
     assert hybrid(["resume-args", "--project", str(project)]) == 0
     assert "nothing to resume" in capsys.readouterr().err
     assert hybrid(["resume-args", "09.9", "--project", str(project)]) == 1
     assert "no story file or checkpoint for 09.9" in capsys.readouterr().err
+
+
+def test_resume_plan_keeps_a_frontend_storys_developer(project):
+    run(project, ("P1", "done"), ("P2", "done"), ("P3", "done", {"agent": "frontend-dev"}))
+    assert resume_plan(project, GLOB)["developer"] == {STORY: "frontend-dev"}

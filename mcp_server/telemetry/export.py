@@ -162,7 +162,9 @@ class Exporter:
             logger.propagate = propagate
         if result == MetricExportResult.SUCCESS:
             return Outcome(True)
-        return Outcome(False, self._scrub(captured.lines[-1] if captured.lines else "the exporter reported a failure"))
+        lines = captured.lines or ["the exporter reported a failure"]
+        # the first says why (connection refused, HTTP 401), the last how it ended (gave up after retries)
+        return Outcome(False, self._scrub(lines[0] if len(lines) == 1 else f"{lines[0][:300]} ... {lines[-1]}"))
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

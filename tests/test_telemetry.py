@@ -254,3 +254,21 @@ def test_plugin_options_reach_the_settings(tmp_path):
     assert TOKEN not in repr(settings) and telemetry.resource_attributes == {"team": "a"}
     unset = load_settings(tmp_path, {"HYBRID_OPTION_TELEMETRY_ENDPOINT": "", "HYBRID_OPTION_TELEMETRY_HEADERS": ""})
     assert not unset.telemetry.enabled and unset.telemetry.headers == {}
+
+
+def test_without_the_extra_the_server_says_so_and_goes_on(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.resources", None)  # as if not installed
+    assert start_background(settings_for(tmp_path, "http://127.0.0.1:9")) is None
+    assert "pip install 'hybrid-orchestrator[otel]'" in caplog.text
+
+
+def test_the_plugin_option_brings_the_extra_into_the_plugin_venv(monkeypatch):
+    from mcp_server import launcher
+
+    monkeypatch.delenv("HYBRID_TELEMETRY_ENDPOINT", raising=False)
+    monkeypatch.setenv("HYBRID_OPTION_TELEMETRY_ENDPOINT", "")  # an unset option arrives empty
+    plain, plain_stamp = launcher._requirements(REPO), launcher._stamp(REPO)
+    assert not any(r.startswith("opentelemetry") for r in plain)
+    monkeypatch.setenv("HYBRID_OPTION_TELEMETRY_ENDPOINT", "http://collector:4318")
+    assert any(r.startswith("opentelemetry-exporter-otlp-proto-http") for r in launcher._requirements(REPO))
+    assert launcher._stamp(REPO) != plain_stamp  # so the venv is rebuilt with it

@@ -135,3 +135,14 @@ def test_promql_totals_equal_the_ledger(prometheus, tmp_path):
     assert promql(prometheus, "sum(hybrid_delegation_duration_seconds_total)") == {(): pytest.approx(73.75)}
     labels = promql(prometheus, 'count by (team, repo, job) (hybrid_token_usage_tokens_total{type="cacheRead"})', "team", "repo", "job")
     assert list(labels) == [("platform", "billing", "hybrid-orchestrator")]
+
+    # every query of the Grafana dashboard runs on it; the savings panel says what the report says
+    dashboard = json.loads((REPO / "docs" / "grafana" / "hybrid-cost.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            query = target["expr"].replace("$team", ".*").replace("$repo", ".*").replace("$__range", "1h")
+            result = promql(prometheus, query, "baseline")
+            assert result or "claude_code_" in query, (panel["title"], query)
+            if panel["title"] == "Savings against each baseline":
+                assert result[("report",)] == pytest.approx(report["totals"]["savings_usd"], abs=1e-6)
+                assert set(result) == {("report",), ("sonnet-writes",)}

@@ -23,6 +23,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -45,6 +46,14 @@ def _http_url() -> TypeAdapter[Any]:
     return TypeAdapter(HttpUrl)
 
 
+def _http_only(value: str, example: str) -> str:
+    try:
+        _http_url().validate_python(value)
+    except ValidationError:
+        raise ValueError(f"must be an http(s) URL, such as {example}") from None
+    return value
+
+
 class GlmSettings(_Strict):
     base_url: str  # a str, not HttpUrl: that would add a trailing slash to ".../v4"
     request_timeout_s: float = Field(gt=0)
@@ -61,11 +70,7 @@ class GlmSettings(_Strict):
     @field_validator("base_url")
     @classmethod
     def _base_url_is_http(cls, value: str) -> str:
-        try:
-            _http_url().validate_python(value)
-        except ValidationError:
-            raise ValueError("must be an http(s) URL, such as https://api.z.ai/api/paas/v4") from None
-        return value
+        return _http_only(value, "https://api.z.ai/api/paas/v4")
 
 
 class ModelRouting(_Strict):
@@ -150,6 +155,10 @@ class MonitorSettings(_Strict):
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _BASELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
+_PAIR_NAMES = {
+    "headers": (_HEADER_NAME, "is not a valid HTTP header name"),
+    "resource_attributes": (_LABEL_NAME, "must be letters, digits, '_' and '.'"),
+}
 
 
 def key_value_list(value: Any, what: str) -> Any:
@@ -187,32 +196,17 @@ class TelemetrySettings(_Strict):
     @field_validator("endpoint")
     @classmethod
     def _endpoint_is_http(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            _http_url().validate_python(value)
-        except ValidationError:
-            raise ValueError("must be an http(s) URL, such as http://collector:4318") from None
-        return value
+        return None if value is None else _http_only(value, "http://collector:4318")
 
-    @field_validator("headers", mode="before")
+    @field_validator("headers", "resource_attributes", mode="before")
     @classmethod
-    def _headers(cls, value: Any) -> Any:
-        value = key_value_list(value, "headers")
+    def _named_pairs(cls, value: Any, info: ValidationInfo) -> Any:
+        value = key_value_list(value, info.field_name)
+        pattern, problem = _PAIR_NAMES[info.field_name]
         if isinstance(value, dict):
             for name in value:
-                if not isinstance(name, str) or not _HEADER_NAME.match(name):
-                    raise ValueError(f"header name {str(name)[:40]!r} is not a valid HTTP header name")
-        return value
-
-    @field_validator("resource_attributes", mode="before")
-    @classmethod
-    def _resource_attributes(cls, value: Any) -> Any:
-        value = key_value_list(value, "resource_attributes")
-        if isinstance(value, dict):
-            for name in value:
-                if not isinstance(name, str) or not _LABEL_NAME.match(name):
-                    raise ValueError(f"attribute name {str(name)[:40]!r} must be letters, digits, '_' and '.'")
+                if not isinstance(name, str) or not pattern.match(name):
+                    raise ValueError(f"{info.field_name}: name {str(name)[:40]!r} {problem}")
         return value
 
     @field_validator("baselines")

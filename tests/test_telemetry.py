@@ -272,3 +272,17 @@ def test_the_plugin_option_brings_the_extra_into_the_plugin_venv(monkeypatch):
     monkeypatch.setenv("HYBRID_OPTION_TELEMETRY_ENDPOINT", "http://collector:4318")
     assert any(r.startswith("opentelemetry-exporter-otlp-proto-http") for r in launcher._requirements(REPO))
     assert launcher._stamp(REPO) != plain_stamp  # so the venv is rebuilt with it
+
+
+def test_an_idle_ledger_adds_no_sightings(tmp_path):
+    fill_ledger(tmp_path, usage_rows()[:1], refusals=0)
+    with otlp_receiver() as (received, url):
+        pusher = Pusher(settings_for(tmp_path, url))
+        try:
+            for minute in range(5):
+                pusher.push(settle_s=120, now=lambda: 1000.0 + 60 * minute)
+        finally:
+            pusher.close()
+    with sqlite3.connect(state_path(tmp_path)) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sighting").fetchone()[0] <= 2  # one per source
+    assert received.summed("hybrid.token.usage") == {(): 12_800}

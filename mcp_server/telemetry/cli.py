@@ -46,6 +46,8 @@ def _status(args: argparse.Namespace) -> int:
     latest = _latest(root)
     for source in SOURCES:
         print(f"cursor {source}: row {status.cursor[source]} of {latest.get(source, 0)}")
+        if status.cursor[source] > latest.get(source, 0):
+            print(f"  the ledger's {source} rows end before the cursor: was it replaced? (docs/telemetry.md, Limits)")
     print(f"series: {status.series}; rows exported: {status.exported_rows}; instance: {status.instance_id}")
     print(f"last success: {status.last_success or 'never'}")
     if status.last_error:

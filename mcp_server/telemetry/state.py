@@ -128,7 +128,13 @@ class TelemetryState:
         """The last id per source that has been in the ledger for ``settle_s``: rows the hooks
         may still correct (a growing output count, a story learnt later) wait that long."""
         for source, last_id in latest.items():
-            self._conn.execute("INSERT INTO sighting (seen_at, source, last_id) VALUES (?, ?, ?)", (now, source, last_id))
+            seen = self._conn.execute(
+                "SELECT 1 FROM sighting WHERE source = ? AND last_id >= ?", (source, last_id)
+            ).fetchone()
+            if not seen:  # only the first sighting of an id counts (and an idle ledger adds nothing)
+                self._conn.execute(
+                    "INSERT INTO sighting (seen_at, source, last_id) VALUES (?, ?, ?)", (now, source, last_id)
+                )
         if settle_s <= 0:
             settled = dict(latest)
         else:

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 
 from mcp_server.config import ConfigError, load_settings
+from mcp_server.errors import HybridError
 from mcp_server.ledger import UsageRow
 from mcp_server.pricing import TokenCounts
 from mcp_server.telemetry.export import otlp_url, prometheus_name
@@ -286,3 +287,11 @@ def test_an_idle_ledger_adds_no_sightings(tmp_path):
     with sqlite3.connect(state_path(tmp_path)) as conn:
         assert conn.execute("SELECT COUNT(*) FROM sighting").fetchone()[0] <= 2  # one per source
     assert received.summed("hybrid.token.usage") == {(): 12_800}
+
+
+def test_a_state_file_that_cannot_be_opened_leaves_the_server_running(tmp_path, caplog):
+    state_path(tmp_path).mkdir(parents=True)  # a directory where the file should be
+    assert start_background(settings_for(tmp_path, "http://127.0.0.1:9")) is None
+    assert "telemetry is configured but off" in caplog.text
+    with pytest.raises(HybridError, match="telemetry: .*telemetry.db"):
+        push(settings_for(tmp_path, "http://127.0.0.1:9"))

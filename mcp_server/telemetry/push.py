@@ -13,6 +13,7 @@ when it stops: a slow or unreachable collector never holds up a tool call.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -126,11 +127,14 @@ class Pusher:
 
 
 def push(settings: Settings, settle_s: float = 0.0) -> PushResult:
-    pusher = Pusher(settings)
     try:
-        return pusher.push(settle_s)
-    finally:
-        pusher.close()
+        pusher = Pusher(settings)
+        try:
+            return pusher.push(settle_s)
+        finally:
+            pusher.close()
+    except sqlite3.Error as error:
+        raise HybridError(f"telemetry: {state_path(settings.project_root)} or the ledger: {error}") from None
 
 
 class Background:
@@ -166,7 +170,10 @@ class Background:
         self._stop.set()
         self._thread.join()
         self._push(0.0)
-        self.pusher.close()
+        try:
+            self.pusher.close()
+        except Exception:
+            log.exception("telemetry: closing the exporter failed")
 
 
 def start_background(settings: Settings) -> Background | None:
@@ -177,4 +184,6 @@ def start_background(settings: Settings) -> Background | None:
         return Background(Pusher(settings)).start()
     except HybridError as error:
         log.warning("telemetry is configured but off: %s", error)
-        return None
+    except (sqlite3.Error, OSError) as error:  # the server runs on without it
+        log.warning("telemetry is configured but off: %s: %s", state_path(settings.project_root), error)
+    return None

@@ -7,6 +7,15 @@ from mcp_server.pricing import PriceTable
 from tests.support import make_project
 
 
+@pytest.fixture(autouse=True)
+def no_machine_permission_rules(tmp_path_factory, monkeypatch):
+    """Tests in this process read only the permission rules they write: never the machine's
+    managed settings or the developer's own ~/.claude/settings.json."""
+    elsewhere = tmp_path_factory.mktemp("no-settings")
+    monkeypatch.setenv("HYBRID_MANAGED_SETTINGS", str(elsewhere / "managed-settings.json"))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(elsewhere / "user"))
+
+
 @pytest.fixture
 def anyio_backend():
     return "asyncio"

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal, Mapping
 
 from mcp_server.delegation.errors import DelegationError
+from mcp_server.permissions import ProjectPermissions
 
 Purpose = Literal["read", "write"]
 NEVER_TOUCHED = ".git"
@@ -123,12 +124,18 @@ def _restore(item: _Staged) -> None:
     os.replace(name, item.target)
 
 
-def write_all(root: Path, changes: Mapping[str, bytes | None]) -> list[WrittenFile]:
-    """Write (or delete, for ``None``) every file in ``changes``, all or none."""
+def write_all(
+    root: Path, changes: Mapping[str, bytes | None], permissions: ProjectPermissions | None = None
+) -> list[WrittenFile]:
+    """Write (or delete, for ``None``) every file in ``changes``, all or none. With
+    ``permissions``, a path an Edit deny rule covers is refused like a path out of the project."""
     root = Path(root).resolve()
     staged: list[_Staged] = []
     for relative, content in changes.items():
         target = confine(root, relative, purpose="write")
+        refusal = permissions.edit_refusal(relative, target) if permissions else None
+        if refusal:
+            raise _refuse(relative, refusal)
         if target.is_dir():
             raise _refuse(relative, "it is a directory")
         exists = target.is_file()

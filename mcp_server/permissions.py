@@ -11,7 +11,7 @@ rules Claude Code would (code.claude.com/docs/en/permissions):
 - ``Bash(...)``: an exact command; ``prefix:*`` (the command or the command followed by
   arguments); ``*`` anywhere matching any text, where a lone trailing `` *`` also matches the bare
   command, and ``Bash`` or ``Bash(*)`` matches every command.
-- ``Edit(...)``: gitignore-style paths. ``//p`` is absolute, ``~/p`` is under the home folder,
+- ``Edit(...)``: gitignore-style paths; a deny or ask rule stops a GLM write (a tool cannot ask). ``//p`` is absolute, ``~/p`` is under the home folder,
   ``/p`` and ``./p`` are relative to the project; a pattern without a slash matches at any depth.
 
 A settings file that cannot be read is an error, never skipped: skipping it could drop a deny.
@@ -279,12 +279,15 @@ def edit_specifier_covers(specifier: str | None, path: Path, project_root: Path,
     return any(regex.fullmatch(str(p)) for p in (candidate, *candidate.parents))
 
 
-def edit_denied_by(rules: list[Rule], paths: Iterable[Path], project_root: Path, home: Path) -> Rule | None:
-    """The first Edit deny rule that covers any of ``paths`` (the same file, as named and as resolved)."""
-    for rule in rules:
-        if rule.kind == "deny" and rule.tool == "Edit":
-            if any(edit_specifier_covers(rule.specifier, path, project_root, home) for path in paths):
-                return rule
+def edit_stopped_by(rules: list[Rule], paths: Iterable[Path], project_root: Path, home: Path) -> Rule | None:
+    """The first Edit deny rule, else ask rule (a GLM tool cannot ask), that covers any of
+    ``paths`` (the same file, as named and as resolved)."""
+    paths = list(paths)
+    for kind in ("deny", "ask"):
+        for rule in rules:
+            if rule.kind == kind and rule.tool == "Edit":
+                if any(edit_specifier_covers(rule.specifier, path, project_root, home) for path in paths):
+                    return rule
     return None
 
 
@@ -308,5 +311,9 @@ class ProjectPermissions:
     def edit_refusal(self, relative: str, target: Path) -> str | None:
         """Why GLM may not create, change or delete ``relative`` (resolved: ``target``), or None."""
         named = self.project_root / PurePosixPath(relative)
-        rule = edit_denied_by(list(self.rules), (named, target), self.project_root, self.home)
-        return None if rule is None else f"{rule.described()} forbids editing it"
+        rule = edit_stopped_by(list(self.rules), (named, target), self.project_root, self.home)
+        if rule is None:
+            return None
+        if rule.kind == "ask":
+            return f"{rule.described()} makes Claude Code ask before editing it, and a GLM tool cannot ask"
+        return f"{rule.described()} forbids editing it"

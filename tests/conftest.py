@@ -4,6 +4,7 @@ import pytest
 
 from mcp_server.ledger import Ledger, ledger_path
 from mcp_server.pricing import PriceTable
+from tests.fakes.fake_glm import FakeGlm
 from tests.support import make_project
 
 
@@ -25,6 +26,13 @@ def anyio_backend():
 def project(tmp_path):
     """A throwaway project with story 01.2 (tests/support.py)."""
     return make_project(tmp_path / "proj")
+
+
+@pytest.fixture
+def fake():
+    """The fake GLM endpoint on loopback (tests/fakes/fake_glm.py)."""
+    with FakeGlm() as server:
+        yield server
 
 
 @pytest.fixture

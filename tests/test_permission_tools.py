@@ -17,17 +17,10 @@ from mcp_server.delegation.run import DelegationRequest, Services, delegate
 from mcp_server.delegation.testrun import TestCommandRefused
 from mcp_server.ledger import ledger_path, utc_now
 from mcp_server.pricing import PriceTable
-from tests.fakes.fake_glm import FakeGlm
 from tests.support import TEST_KEY, allow_commands, make_project, mcp_client, tree_snapshot
 
 pytestmark = pytest.mark.anyio
 REPLY = render_reply([FileWrite("app/x.py", "x = 1\n")])
-
-
-@pytest.fixture
-def fake():
-    with FakeGlm() as server:
-        yield server
 
 
 def error_text(result) -> str:

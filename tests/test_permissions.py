@@ -183,3 +183,10 @@ def test_project_permissions_name_the_edit_deny_rule(places):
     refusal = permissions.edit_refusal("migrations/001.sql", project.resolve() / "migrations" / "001.sql")
     assert refusal == f'the deny rule "Edit(./migrations/**)" in {settings} forbids editing it'
     assert permissions.edit_refusal("app/x.py", project.resolve() / "app" / "x.py") is None
+
+
+def test_an_edit_ask_rule_stops_a_write_too_since_a_tool_cannot_ask(places):
+    project, _, _, env = places
+    write_settings(project / ".claude" / "settings.json", ask=["Edit(/db/**)"], allow=["Edit"])
+    refusal = ProjectPermissions.load(project, env).edit_refusal("db/schema.sql", project.resolve() / "db" / "schema.sql")
+    assert refusal.startswith('the ask rule "Edit(/db/**)"') and "cannot ask" in refusal

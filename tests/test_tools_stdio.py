@@ -25,12 +25,6 @@ TEST_FILE = (
 )
 
 
-@pytest.fixture
-def fake():
-    with FakeGlm() as server:
-        yield server
-
-
 def configure(project, text):
     (project / ".claude").mkdir(exist_ok=True)
     (project / ".claude" / "hybrid.yaml").write_text(text)

@@ -3,7 +3,8 @@
 Every path is checked before anything touches the disk: relative, inside the project
 after symlinks are resolved, never under ``.git/``, and (for writes) never under
 ``.claude/``, which holds the product's own state. Those two names are compared without
-case, as a case-insensitive filesystem (macOS, Windows) would open ``.GIT/`` as ``.git/``. One call's files are staged as
+case, as a case-insensitive filesystem (macOS, Windows) would open ``.GIT/`` as ``.git/``. A path
+that one of the user's ``Edit(...)`` deny rules covers is refused the same way. One call's files are staged as
 temp files next to their targets, then renamed into place; if any step fails, the
 files already renamed are put back as they were, so the project sees all or none.
 """

@@ -180,7 +180,8 @@ def test_a_story_whose_last_review_round_asks_for_changes_stops_failed(claude, t
         labels = [s.label for s in anthropic.served]
     assert run.returncode == 0, run.stderr[-2000:]
     data = checkpoint(project, "01.3")
-    assert data["phases"]["P5"]["status"] == "failed" and data["phases"]["P6"]["status"] == "pending"
+    phases = {phase: (value["status"], value["summary"]) for phase, value in data["phases"].items()}
+    assert data["phases"]["P5"]["status"] == "failed" and data["phases"]["P6"]["status"] == "pending", (phases, run.result.get("result"))
     assert history(project, "01.3")[-1] == "P5 ✗"
     assert not [label for label in labels if label.split()[-1] in ("P4", "P6", "P7")]
 

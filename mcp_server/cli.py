@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mcp_server import checkpoint_cli
+from mcp_server import checkpoint_cli, permission_cli
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.errors import HybridError
 from mcp_server.budget import spend
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.set_defaults(func=_usage)
     checkpoint_cli.add_subcommands(sub)
     telemetry_cli.add_subcommands(sub)
+    permission_cli.add_subcommands(sub)
     demo = sub.add_parser(
         "demo", help="run /hybrid:pilot on the bundled example in the real Claude Code CLI, with simulated models (no keys)"
     )

@@ -2,13 +2,19 @@
 hour), so a million rows become a few thousand groups and no Python loop sees a single row; and
 the Claude Code sessions that ran the selected stories. Read-only: a report never changes the
 ledger.
+
+Every query of a report runs in one read transaction, so they all see the same ledger. The
+ledger's ``usage_version`` (bumped by a trigger on every change of a usage row) says whether it
+changed since the last report: when it did not, the answers are taken from the cache's
+``ledger`` section instead of summing a million rows again.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from mcp_server.monitor.inputs import MonitorInputError, UsageGroup
 from mcp_server.pricing import PriceTable, TokenCounts
@@ -29,6 +35,49 @@ def connect(path: Path) -> sqlite3.Connection:
         except sqlite3.Error:
             pass
     return conn
+
+
+class LedgerReader:
+    """The report's queries over one snapshot of the ledger, answered from ``memo`` (the cache's
+    ``ledger`` section, changed in place) when the ledger has not changed since they were asked."""
+
+    def __init__(self, path: Path, memo: dict[str, Any] | None = None):
+        self.conn = connect(path)
+        self.conn.execute("BEGIN")  # one snapshot: the version and every answer belong together
+        self.answers: dict[str, Any] | None = None
+        self.changed = False
+        version = self._version()
+        if memo is not None and version is not None:
+            if memo.get("version") != version:
+                memo.clear()
+                memo.update(version=version, answers={})
+                self.changed = True
+            self.answers = memo["answers"]
+
+    def _version(self) -> list[Any] | None:
+        """(ledger id, version, last row id); None for a ledger without ``usage_version`` yet."""
+        try:
+            row = self.conn.execute("SELECT ledger, version FROM usage_version WHERE id = 1").fetchone()
+            last = self.conn.execute("SELECT MAX(id) FROM usage").fetchone()[0]
+        except sqlite3.DatabaseError:
+            return None
+        return [*(row or ("", 0)), last]
+
+    def rows(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        key = json.dumps([sql, list(params)])
+        if self.answers is not None and key in self.answers:
+            return self.answers[key]
+        rows = self._run(sql, params)
+        if self.answers is not None:
+            self.answers[key] = rows
+            self.changed = True
+        return rows
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def _groups(rows: Sequence[tuple]) -> list[UsageGroup]:
@@ -61,7 +110,7 @@ def _where(since: str | None, until: str | None, extra: Sequence[str] = ()) -> t
 
 
 def query_groups(
-    conn: sqlite3.Connection,
+    ledger: LedgerReader,
     prices: PriceTable,
     since: str | None,
     until: str | None,
@@ -83,21 +132,21 @@ def query_groups(
         f" FROM usage {where} GROUP BY story, phase, provider, model, bucket, hour"
     )
     try:
-        return _groups(conn.execute(sql, params).fetchall())
+        return _groups(ledger.rows(sql, params))
     except sqlite3.DatabaseError as error:
         raise MonitorInputError(f"the usage ledger cannot be read: {error}") from None
 
 
 def sessions_of(
-    conn: sqlite3.Connection, stories: Sequence[str], since: str | None, until: str | None
+    ledger: LedgerReader, stories: Sequence[str], since: str | None, until: str | None
 ) -> tuple[list[str], list[str]]:
     """The sessions with usage of the selected stories, and the other stories they ran."""
     marks = ", ".join("?" for _ in stories)
     where, params = _where(since, until, [f"story IN ({marks})", "session_id IS NOT NULL"])
-    sessions = [row[0] for row in conn.execute(f"SELECT DISTINCT session_id FROM usage {where}", [*stories, *params])]
+    sessions = [row[0] for row in ledger.rows(f"SELECT DISTINCT session_id FROM usage {where}", [*stories, *params])]
     if not sessions:
         return [], []
-    others = conn.execute(
+    others = ledger.rows(
         f"SELECT DISTINCT story FROM usage WHERE session_id IN ({', '.join('?' for _ in sessions)})"
         f" AND story IS NOT NULL AND story NOT IN ({marks})",
         [*sessions, *stories],

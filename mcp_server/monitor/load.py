@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from mcp_server.checkpoints import CHECKPOINTS_RELATIVE, checkpoints_dir
 from mcp_server.errors import HybridError
 from mcp_server.ledger import ledger_path
+from mcp_server.monitor.cache import MonitorCache
 from mcp_server.monitor.checkpoint_reader import CheckpointCache, read_inputs, start_parallel
 from mcp_server.monitor.coverage import CoverageError, read_coverage
 from mcp_server.monitor.inputs import (
@@ -25,7 +26,7 @@ from mcp_server.monitor.inputs import (
     ledger_stamp,
     parse_time,
 )
-from mcp_server.monitor.ledger_sums import connect, query_groups, sessions_of
+from mcp_server.monitor.ledger_sums import LedgerReader, query_groups, sessions_of
 from mcp_server.monitor.wording import listed
 from mcp_server.pricing import PriceTable
 from mcp_server.stories import check_story_id, natural_key
@@ -133,15 +134,16 @@ def load_input(
     if not path.is_file():
         raise MonitorInputError(f"no usage ledger at {path}: run /hybrid:pilot (or a GLM tool) first")
     selected, explicit = selected_stories(root, stories)
-    cache = CheckpointCache(root, enabled=use_cache)
-    cached = {story: item for story in selected if (item := cache.get(root, story)) is not None}
+    cache = MonitorCache(root, enabled=use_cache)
+    checkpoints = CheckpointCache(cache)
+    cached = {story: item for story in selected if (item := checkpoints.get(root, story)) is not None}
     to_read = [story for story in selected if story not in cached]
     pending = start_parallel(root, to_read)  # fork before SQLite opens anything
     try:
-        conn = connect(path)
+        ledger = LedgerReader(path, cache.section("ledger") if use_cache else None)
         try:
-            groups = query_groups(conn, prices, since, until)
-            inputs = read_inputs(root, to_read, pending, cache, cached)
+            groups = query_groups(ledger, prices, since, until)
+            inputs = read_inputs(root, to_read, pending, checkpoints, cached)
             pending = (None, None)
             chosen = set(selected)
             mine = [g for g in groups if g.story in chosen]
@@ -151,18 +153,20 @@ def load_input(
                 # The orchestrator's turns belong to the session that ran the stories: they come
                 # before the first phase starts and after the last one ends, so no time window
                 # holds them. Rows without a session id fall back to the stories' time window.
-                sessions, shared = sessions_of(conn, selected, since, until)
-                unattributed = query_groups(conn, prices, since, until, unattributed_only=True, sessions=sessions) if sessions else []
+                sessions, shared = sessions_of(ledger, selected, since, until)
+                unattributed = query_groups(ledger, prices, since, until, unattributed_only=True, sessions=sessions) if sessions else []
                 window = _story_window(selected, mine, inputs)
                 if window is not None:
                     low = max(window[0], since) if since else window[0]
                     # the window's last moment is included: bound it just after
                     high = min(_after(window[1]), until) if until else _after(window[1])
-                    unattributed += query_groups(conn, prices, low, high, unattributed_only=True)
+                    unattributed += query_groups(ledger, prices, low, high, unattributed_only=True)
             else:
                 unattributed = [g for g in groups if g.story is None]
+            if ledger.changed:
+                cache.mark_changed()
         finally:
-            conn.close()
+            ledger.close()
     finally:
         if pending[0] is not None:
             pending[0].terminate()

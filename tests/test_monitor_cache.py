@@ -91,3 +91,16 @@ def test_a_ledger_without_the_version_table_is_summed_every_time(capsys, project
     first = report_json(capsys, project)
     queries.clear()
     assert without_generated_at(report_json(capsys, project)) == without_generated_at(first) and queries
+
+
+def test_a_changed_coverage_report_is_read_again(capsys, project):
+    first = report_json(capsys, project)
+    assert first["per_story"][0]["coverage"]["percent"] == 92.5
+    report = project / "reports" / "01.2-coverage.xml"
+    report.write_text(report.read_text().replace('lines-covered="185"', 'lines-covered="170"').replace('line-rate="0.925"', 'line-rate="0.85"'))
+    again = report_json(capsys, project)
+    assert again["per_story"][0]["coverage"]["percent"] == 85.0 and any("now says 85.0%" in w for w in again["warnings"])
+    report.write_text("<coverage")
+    broken = report_json(capsys, project)
+    assert broken["per_story"][0]["coverage"]["read_as"] == "checkpoint" and any("is unreadable" in w for w in broken["warnings"])
+    assert report_json(capsys, project)["warnings"] == broken["warnings"]  # the cached error reads the same

@@ -1,7 +1,8 @@
 """``.claude/hybrid/monitor-cache.json``: what the last report read, so that the next one reads
-only what changed. Two sections: ``stories`` (each checkpoint as read and schema-checked, by
-its file's size, mtime and inode) and ``ledger`` (the answers of the report's queries, for one
-version of the ledger: see ``usage_version`` in mcp_server/ledger.py). The whole file is
+only what changed. Three sections: ``stories`` (each checkpoint as read and schema-checked, by
+its file's size, mtime and inode), ``coverage`` (what each coverage report said, keyed the same
+way) and ``ledger`` (the answers of the report's queries, for one version of the ledger: see
+``usage_version`` in mcp_server/ledger.py). The whole file is
 dropped when the schema, the checkpoint code or the cache's format changes. Losing it only
 costs time; ``--no-cache`` neither reads nor writes it.
 """
@@ -21,7 +22,7 @@ from mcp_server.ledger import LEDGER_RELATIVE
 
 CACHE_RELATIVE = LEDGER_RELATIVE.parent / "monitor-cache.json"
 CACHE_FORMAT = "2"
-SECTIONS = ("stories", "ledger")
+SECTIONS = ("stories", "ledger", "coverage")
 
 
 class MonitorCache:

@@ -21,31 +21,22 @@ from mcp_server.checkpoints import (
 )
 from mcp_server.errors import HybridError
 from mcp_server.monitor.cache import MonitorCache
-from mcp_server.monitor.inputs import StoryInput
+from mcp_server.monitor.inputs import FileKey, StoryInput, file_key
 
 PARALLEL_FROM = 200  # checkpoints to parse; fewer are read in this process
-FileKey = tuple[int, int, int]  # size, mtime_ns, inode
-
-
-def _file_key(path: Path) -> FileKey | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def _story_input(root: Path, story: str) -> tuple[StoryInput, FileKey | None]:
     """The story's checkpoint, and the file's key when it did not change while it was read."""
     path = checkpoint_path(root, story)
-    before = _file_key(path)
+    before = file_key(path)
     try:
         checkpoint = load_checkpoint(root, story)
     except CheckpointNotFound:
         return StoryInput(story, None, f"no checkpoint ({(CHECKPOINTS_RELATIVE / f'{story}.yaml').as_posix()} does not exist)"), None
     except HybridError as error:
         return StoryInput(story, None, str(error)), None
-    stable = before is not None and before == _file_key(path)
+    stable = before is not None and before == file_key(path)
     return _from_checkpoint(checkpoint), before if stable else None
 
 
@@ -77,7 +68,7 @@ class CheckpointCache:
             and isinstance(entry.get("next"), (str, type(None))) and all(isinstance(r, dict) for r in entry["reviews"])
         ):
             return None
-        key = _file_key(checkpoint_path(root, story))
+        key = file_key(checkpoint_path(root, story))
         if key is None or list(key) != entry.get("key"):
             return None
         return StoryInput(story, entry["data"], next_action=entry["next"], reviews=tuple(entry["reviews"]))

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from mcp_server.checkpoints import CHECKPOINTS_RELATIVE, checkpoints_dir
 from mcp_server.errors import HybridError
 from mcp_server.ledger import ledger_path
 from mcp_server.monitor.cache import MonitorCache
 from mcp_server.monitor.checkpoint_reader import CheckpointCache, read_inputs, start_parallel
-from mcp_server.monitor.coverage import CoverageError, read_coverage
 from mcp_server.monitor.inputs import (
     CoverageInfo,
     MonitorArgumentError,
@@ -27,63 +26,9 @@ from mcp_server.monitor.inputs import (
     parse_time,
 )
 from mcp_server.monitor.ledger_sums import LedgerReader, query_groups, sessions_of
-from mcp_server.monitor.wording import listed
+from mcp_server.monitor.story_coverage import CoverageFiles, with_coverage
 from mcp_server.pricing import PriceTable
 from mcp_server.stories import check_story_id, natural_key
-
-
-def _with_coverage(root: Path, inputs: dict[str, StoryInput], warnings: list[str]) -> dict[str, StoryInput]:
-    """Each story's coverage: read from the file its checkpoint names, else the recorded percent."""
-    cache: dict[Path, Any] = {}
-    bad: dict[str, list[str]] = {}
-    drift: dict[str, list[str]] = {}
-    result = {}
-    for story, item in inputs.items():
-        recorded = (item.data or {}).get("coverage")
-        if not recorded:
-            result[story] = item
-            continue
-        source, percent = str(recorded["source"]), float(recorded["percent"])
-        path = Path(source) if Path(source).is_absolute() else root / source
-        if path not in cache:
-            try:
-                cache[path] = read_coverage(path) if path.is_file() else None
-            except CoverageError as error:
-                cache[path] = error
-        reading = cache[path]
-        if reading is None:
-            info = CoverageInfo(percent, source, "checkpoint", percent, note=f"{source} not found; the checkpoint's value")
-        elif isinstance(reading, CoverageError):
-            bad.setdefault(source, []).append(story)
-            info = CoverageInfo(percent, source, "checkpoint", percent, note=f"{source} unreadable; the checkpoint's value")
-            cache[path] = reading
-        else:
-            info = CoverageInfo(reading.percent, source, reading.format, percent)
-            if abs(reading.percent - percent) >= 0.05:
-                drift.setdefault(source, []).append(f"{story} recorded {percent:g}%")
-        result[story] = StoryInput(item.story, item.data, item.problem, item.next_action, item.reviews, info)
-    for source, stories in bad.items():
-        path = Path(source) if Path(source).is_absolute() else root / source
-        warnings.append(
-            f"coverage report {source} is unreadable ({_reason(cache[path], path)}); "
-            f"the report uses the percent the checkpoint recorded for {listed(stories)}"
-        )
-    for source, notes in drift.items():
-        path = Path(source) if Path(source).is_absolute() else root / source
-        warnings.append(
-            f"coverage report {source} now says {cache[path].percent:.1f}%, which the report uses; "
-            f"its checkpoints recorded otherwise: {listed(notes)}"
-        )
-    return result
-
-
-def _reason(error: CoverageError, path: Path) -> str:
-    text = str(error)
-    prefix = f"{path}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
-
-
-# --- all of it ----------------------------------------------------------------------------------
 
 
 def selected_stories(root: Path, stories: Sequence[str] | None) -> tuple[list[str], bool]:
@@ -170,9 +115,9 @@ def load_input(
     finally:
         if pending[0] is not None:
             pending[0].terminate()
-    cache.save()
     warnings: list[str] = []
-    inputs = _with_coverage(root, {story: inputs[story] for story in selected}, warnings)
+    inputs = with_coverage(root, {story: inputs[story] for story in selected}, warnings, CoverageFiles(cache))
+    cache.save()
     return MonitorInput(
         root=root,
         stories=selected,

@@ -21,11 +21,11 @@ def queries(monkeypatch):
     ran: list[str] = []
     real = ledger_sums.LedgerReader._run
 
-    def counting(self, sql, params):
+    def counting(conn, sql, params):
         ran.append(sql)
-        return real(self, sql, params)
+        return real(conn, sql, params)
 
-    monkeypatch.setattr(ledger_sums.LedgerReader, "_run", counting)
+    monkeypatch.setattr(ledger_sums.LedgerReader, "_run", staticmethod(counting))
     return ran
 
 
@@ -104,3 +104,19 @@ def test_a_changed_coverage_report_is_read_again(capsys, project):
     broken = report_json(capsys, project)
     assert broken["per_story"][0]["coverage"]["read_as"] == "checkpoint" and any("is unreadable" in w for w in broken["warnings"])
     assert report_json(capsys, project)["warnings"] == broken["warnings"]  # the cached error reads the same
+
+
+def test_the_ledger_summed_in_two_halves_at_once_gives_the_same_groups(project, monkeypatch):
+    from mcp_server.pricing import PriceTable
+
+    reader = ledger_sums.LedgerReader(ledger_path(project))
+    try:
+        whole = ledger_sums.query_groups(reader, PriceTable.load(), None, None)
+        halves = ledger_sums.query_groups(reader, PriceTable.load(), None, None, split_at="01.3")
+        monkeypatch.setattr(ledger_sums, "_version", lambda conn: [id(conn)])  # the two connections disagree
+        one_after_the_other = ledger_sums.query_groups(reader, PriceTable.load(), None, None, split_at="01.3")
+    finally:
+        reader.close()
+    key = lambda g: (g.story or "", g.phase or "", g.provider, g.model, g.bucket, g.hour)  # noqa: E731
+    assert sorted(whole, key=key) == sorted(halves, key=key) == sorted(one_after_the_other, key=key)
+    assert {g.story for g in halves} >= {"01.2", "01.3", None}

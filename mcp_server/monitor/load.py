@@ -87,7 +87,8 @@ def load_input(
     try:
         ledger = LedgerReader(path, cache.section("ledger") if use_cache else None)
         try:
-            groups = query_groups(ledger, prices, since, until)
+            split_at = sorted(selected)[len(selected) // 2] if len(selected) > 1 else None  # SQL's order
+            groups = query_groups(ledger, prices, since, until, split_at=split_at)
             inputs = read_inputs(root, to_read, pending, checkpoints, cached)
             pending = (None, None)
             chosen = set(selected)

@@ -12,6 +12,7 @@ from mcp_server.errors import HybridError
 from mcp_server.budget import spend
 from mcp_server.ledger import Ledger, ledger_path
 from mcp_server.pricing import PriceTable, PriceTableError
+from mcp_server.telemetry import cli as telemetry_cli
 
 
 def _usage(args: argparse.Namespace) -> int:
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--project", help="project directory (default: CLAUDE_PROJECT_DIR or cwd)")
     usage.set_defaults(func=_usage)
     checkpoint_cli.add_subcommands(sub)
+    telemetry_cli.add_subcommands(sub)
     demo = sub.add_parser(
         "demo", help="run /hybrid:pilot on the bundled example in the real Claude Code CLI, with simulated models (no keys)"
     )

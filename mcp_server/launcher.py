@@ -42,13 +42,16 @@ def _wants_telemetry() -> bool:
     return any(os.environ.get(name, "").strip() for name in TELEMETRY_SWITCHES)
 
 
-def _requirements(root: Path) -> list[str]:
+def _requirements(root: Path, *, fast: bool) -> list[str]:
+    """The dependencies, the telemetry extra when it is on, and the ``fast`` extra (compiled
+    speed-ups the code can do without) when ``fast``."""
     import tomllib  # 3.11+, checked before we get here
 
     with open(root / "pyproject.toml", "rb") as handle:
         project = tomllib.load(handle)["project"]
-    extra = project["optional-dependencies"]["otel"] if _wants_telemetry() else []
-    return [*project["dependencies"], *extra]
+    extras = project.get("optional-dependencies", {})
+    wanted = [*(extras["otel"] if _wants_telemetry() else []), *(extras.get("fast", []) if fast else [])]
+    return [*project["dependencies"], *wanted]
 
 
 def _stamp(root: Path) -> str:
@@ -74,14 +77,23 @@ def _run(command: list[str], log: Path) -> None:
 
 
 def _build(root: Path, venv: Path, log: Path) -> None:
-    requirements = _requirements(root)
     uv = shutil.which("uv")
     if uv:
         _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], log)
-        _run([uv, "pip", "install", "--quiet", "--python", str(venv_python(venv)), *requirements], log)
+        install = [uv, "pip", "install", "--quiet", "--python", str(venv_python(venv))]
     else:
         _run([sys.executable, "-m", "venv", str(venv)], log)
-        _run([str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements], log)
+        install = [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    with_fast, plain = _requirements(root, fast=True), _requirements(root, fast=False)
+    try:
+        _run([*install, *with_fast], log)
+    except BootstrapError:
+        if with_fast == plain:
+            raise
+        # a compiled speed-up without a wheel for this platform: the code does without it
+        with open(log, "ab") as out:
+            out.write(b"hybrid: the [fast] extra did not install; installing without it\n")
+        _run([*install, *plain], log)
 
 
 def _venv_is_current(venv: Path, want: str) -> bool:

@@ -72,6 +72,48 @@ def test_stamp_decides_rebuilds(tmp_path, monkeypatch):
     assert len(builds) == 2
 
 
+def _fake_installs(monkeypatch, fails_with: str | None) -> list[list[str]]:
+    """launcher._run replaced: records each command, and fails an install naming ``fails_with``."""
+    commands = []
+
+    def fake_run(command, log):
+        commands.append(command)
+        if fails_with and any(part.startswith(fails_with) for part in command):
+            raise launcher.BootstrapError(f"no wheel for {fails_with}")
+
+    monkeypatch.setattr(launcher, "_run", fake_run)
+    monkeypatch.setattr(launcher.shutil, "which", lambda name: None)  # pip, not uv
+    return commands
+
+
+@pytest.mark.parametrize("fails_with", [None, "jsonschema-rs"])
+def test_the_build_installs_the_fast_extra_and_does_without_it_when_it_fails(tmp_path, monkeypatch, fails_with):
+    root = tmp_path / "plugin"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndependencies = ["pyyaml"]\n[project.optional-dependencies]\nfast = ["jsonschema-rs>=0.30"]\n'
+    )
+    commands = _fake_installs(monkeypatch, fails_with)
+    launcher._build(root, tmp_path / "venv", tmp_path / "bootstrap.log")
+    installs = [command[command.index("install") + 1:] for command in commands if "install" in command]
+    tail = [part for part in installs[0] if not part.startswith("-")]
+    assert tail == ["pyyaml", "jsonschema-rs>=0.30"]
+    if fails_with is None:
+        assert len(installs) == 1
+    else:
+        assert [part for part in installs[1] if not part.startswith("-")] == ["pyyaml"]
+        assert "installing without it" in (tmp_path / "bootstrap.log").read_text()
+
+
+def test_a_failed_plain_install_still_fails(tmp_path, monkeypatch):
+    root = tmp_path / "plugin"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["pyyaml"]\n')
+    _fake_installs(monkeypatch, "pyyaml")
+    with pytest.raises(launcher.BootstrapError):
+        launcher._build(root, tmp_path / "venv", tmp_path / "bootstrap.log")
+
+
 def test_hybrid_python_skips_the_bootstrap(tmp_path):
     copy, data = plugin_copy(tmp_path), tmp_path / "data"
     result = run_cli(copy, data, "--help", HYBRID_PYTHON=sys.executable)

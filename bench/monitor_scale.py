@@ -15,7 +15,9 @@ the warm timing, the dashboard's size in bytes, and the cold figure last (median
 
 from __future__ import annotations
 
+import os
 import random
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -29,6 +31,7 @@ from _common import REPO
 
 from tests.test_monitor_builders import cobertura, finished, review, write_checkpoint  # noqa: E402
 from mcp_server.ledger import Ledger, ledger_path  # noqa: E402
+from mcp_server.pricing import PriceTable  # noqa: E402
 
 ROWS = 1_000_000
 STORIES = 1_000
@@ -95,7 +98,7 @@ def build_checkpoints(root: Path) -> None:
 
 def build_ledger(root: Path) -> None:
     ledger = Ledger(ledger_path(root))
-    ledger.totals_by_model()  # creates the schema, as the product does
+    ledger.use_tiers(PriceTable.load().thresholds)  # creates the schema, as the MCP server does
     ledger.close()
     rng = random.Random(5)
     per_story = ROWS * 95 // 100 // STORIES
@@ -128,10 +131,16 @@ def build_ledger(root: Path) -> None:
     assert count == ROWS, count
 
 
+CPU_SECONDS: list[float] = []  # of each timed run: user + system, children included
+
+
 def timed(command: list[str], cwd: Path) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_SECONDS.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
     return elapsed
@@ -153,12 +162,17 @@ def main() -> int:
             cache.unlink(missing_ok=True)  # every checkpoint parsed and checked, the ledger summed
             return timed([*base, "--output", f"{out}/"], REPO)
 
+        CPU_SECONDS.clear()
         cold_times = [cold() for _ in range(ROUNDS)]
+        cold_cpu = statistics.median(CPU_SECONDS[-ROUNDS:])
         warm_times = [timed([*base, "--output", f"{out}/"], REPO) for _ in range(ROUNDS)]
+        warm_cpu = statistics.median(CPU_SECONDS[-ROUNDS:])
         size = (out / "hybrid-dashboard.html").stat().st_size
         report_lines = len((out / "hybrid-report.md").read_text().splitlines())
     cold_s, warm_s = statistics.median(cold_times), statistics.median(warm_times)
     print(f"Markdown report: {report_lines:,} lines; fresh process each run, median of {ROUNDS}")
+    print(f"CPU seconds (user + system, all processes of a run): cold {cold_cpu:.2f}, warm {warm_cpu:.2f}")
+    print(f"load average at the end: {' '.join(f'{n:.1f}' for n in os.getloadavg())}")
     print(f"with the cache warm (nothing changed since the last report): {warm_s:.2f} s (goal <= {WARM_GOAL_S:g} s)")
     print(f"dashboard at {STORIES:,} stories: {size:,} bytes")
     print(f"report over {ROWS:,} rows and {STORIES:,} stories (Markdown + dashboard, cold): {cold_s:.2f} s (goal <= {GOAL_S:g} s)")

@@ -27,6 +27,7 @@ def _usage(args: argparse.Namespace) -> int:
     except PriceTableError as error:  # a bad `prices:` override: one line, as for any config error
         raise ConfigError(f"prices: {error}") from None
     ledger = Ledger(path)
+    ledger.use_tiers(prices.thresholds)  # the running totals a report reads, bucketed by these prices
     total = spend(ledger, prices, story=args.story)  # priced per request tier, as every report is
     print(f"{'provider':<10} {'model':<22} {'calls':>6} {'prompt':>10} {'cached':>10} {'output':>10} {'usd':>10}")
     for row in ledger.totals_by_model(story=args.story):

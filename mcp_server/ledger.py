@@ -13,7 +13,8 @@ The hooks also keep two small tables here: ``transcript_cursor`` (how far each t
 been read, and the attribution decided for it) and ``agent_phase`` (the phase an agent, or a
 session's main loop, marked ``running`` through the checkpoint tool). ``usage_version`` is kept
 by triggers: a number that every change of a usage row raises, so a report can tell that the
-ledger has not changed since it last summed it.
+ledger has not changed since it last summed it. ``usage_total`` holds the rows' running totals,
+kept by triggers too (mcp_server/ledger_totals.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
+
+from mcp_server import ledger_totals
 
 LEDGER_RELATIVE = Path(".claude") / "hybrid" / "usage.db"
 
@@ -191,7 +194,7 @@ class Ledger:
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=10000")
-            conn.executescript(_SCHEMA)
+            ledger_totals.migrate(conn, _SCHEMA)
             self._conn = conn
         return self._conn
 
@@ -267,6 +270,11 @@ class Ledger:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def use_tiers(self, thresholds: tuple[int, ...]) -> bool:
+        """Bucket the running totals by the price table's tier ``thresholds`` (re-summed once
+        when they change)."""
+        return ledger_totals.use_tiers(self._connection(), thresholds)
 
     def get_cursor(self, path: str) -> TranscriptCursor | None:
         row = self._connection().execute(

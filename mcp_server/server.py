@@ -8,6 +8,7 @@ keeps them from drifting.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, AsyncIterator
@@ -24,7 +25,7 @@ from mcp_server.delegation.glm import GlmClient
 from mcp_server.delegation.inflight import InFlight
 from mcp_server.delegation.run import DelegationRequest, Services, delegate
 from mcp_server.delegation.summary import DelegationResult, as_text
-from mcp_server.ledger import ledger_path, utc_now
+from mcp_server.ledger import Ledger, ledger_path, utc_now
 from mcp_server.pricing import PriceTable, PriceTableError
 
 log = logging.getLogger("hybrid.server")
@@ -46,6 +47,7 @@ class Runtime:
     _glm_identity: tuple[GlmSettings, str | None] | None = None
     _retired: set[GlmClient] = field(default_factory=set)
     _in_flight: dict[str, InFlight] = field(default_factory=dict)
+    _tiers_set: set[str] = field(default_factory=set)
 
     async def _glm_client(self, settings: Settings) -> GlmClient:
         key = settings.api_key.get_secret_value() if settings.api_key else None
@@ -69,11 +71,26 @@ class Runtime:
             prices = PriceTable.load(settings.prices)
         except PriceTableError as error:
             raise ConfigError(f"prices: {error}") from None
+        if str(path) not in self._tiers_set:
+            _use_tiers(path, prices)
+            self._tiers_set.add(str(path))
         return Services(settings, glm, path, prices, self.run_started_at, in_flight)
 
     async def close(self) -> None:
         for client in (*self._retired, *([self._glm] if self._glm else [])):
             await client.aclose()
+
+
+def _use_tiers(path, prices: PriceTable) -> None:
+    """The ledger's running totals bucketed by this price table's tiers, so that a report sums
+    those instead of every row (mcp_server/ledger_totals.py). Only speed depends on it."""
+    ledger = Ledger(path)
+    try:
+        ledger.use_tiers(prices.thresholds)
+    except sqlite3.Error as error:
+        log.warning("the ledger's totals keep their tiers (%s): reports sum its rows instead", error)
+    finally:
+        ledger.close()
 
 
 def _start_telemetry():

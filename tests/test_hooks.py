@@ -698,7 +698,7 @@ def test_hooks_import_only_the_stdlib_ledger_and_usage(session):
     modules = set(json.loads(done.stdout))
     ours = {m for m in modules if m == "mcp_server" or m.startswith("mcp_server.")}
     hook_modules = {f"mcp_server.usage.hook.{name}" for name in ("project", "plan", "catch_up", "budget", "events")}
-    assert ours == {"mcp_server", "mcp_server.ledger", "mcp_server.usage", "mcp_server.usage.hook", "mcp_server.usage.transcripts"} | hook_modules
+    assert ours == {"mcp_server", "mcp_server.ledger", "mcp_server.ledger_totals", "mcp_server.usage", "mcp_server.usage.hook", "mcp_server.usage.transcripts"} | hook_modules
     heavy = {"yaml", "pydantic", "httpx", "mcp", "anyio", "jsonschema", "subprocess", "asyncio"}
     assert not modules & heavy, modules & heavy
     assert session.log == ""

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from mcp_server.ledger_totals import has_totals, tiers
 from mcp_server.monitor.inputs import MonitorInputError, UsageGroup
 from mcp_server.pricing import PriceTable, TokenCounts
 
@@ -24,6 +25,12 @@ _SUMS = (
     "COUNT(*), SUM(prompt_tokens), SUM(cached_tokens), SUM(cache_write_5m_tokens),"
     " SUM(cache_write_1h_tokens), SUM(completion_tokens), MIN(ts), MAX(ts)"
 )
+
+_TOTAL_SUMS = (
+    "SUM(calls), SUM(prompt_tokens), SUM(cached_tokens), SUM(cache_write_5m_tokens),"
+    " SUM(cache_write_1h_tokens), SUM(completion_tokens), MIN(first_ts), MAX(last_ts)"
+)
+_LAST = chr(0x10FFFF)  # after every character: hour + _LAST is past every ts in that hour
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -48,6 +55,7 @@ class LedgerReader:
         self.conn.execute("BEGIN")  # one snapshot: the version and every answer belong together
         self.answers: dict[str, Any] | None = None
         self.changed = False
+        self._totals_match: bool | None = None
         self.version = version = _version(self.conn)
         if memo is not None and version is not None:
             if memo.get("version") != version:
@@ -55,6 +63,16 @@ class LedgerReader:
                 memo.update(version=version, answers={})
                 self.changed = True
             self.answers = memo["answers"]
+
+    def totals_match(self, prices: PriceTable) -> bool:
+        """Whether the ledger keeps running totals bucketed by ``prices``' tiers (else the raw
+        rows are summed)."""
+        if self._totals_match is None:
+            try:
+                self._totals_match = has_totals(self.conn) and tiers(self.conn) == tuple(prices.thresholds)
+            except sqlite3.DatabaseError:
+                self._totals_match = False
+        return self._totals_match
 
     def rows(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         return self.rows_of_parts([(sql, params)])
@@ -167,6 +185,9 @@ def query_groups(
         extra, extra_params = [], []
     parts = []
     for clause, clause_params in story_parts:
+        if ledger.totals_match(prices):
+            parts += _total_parts([clause, *extra], [*clause_params, *extra_params], prices, since, until)
+            continue
         where, params = _where(since, until, [clause, *extra])
         sql = (
             f"SELECT story, phase, provider, model, {prices.bucket_sql()} AS bucket, substr(ts, 1, 13) AS hour, {_SUMS}"
@@ -177,6 +198,39 @@ def query_groups(
         return _groups(ledger.rows_of_parts(parts))
     except sqlite3.DatabaseError as error:
         raise MonitorInputError(f"the usage ledger cannot be read: {error}") from None
+
+
+def _total_parts(
+    clauses: Sequence[str], params: Sequence[Any], prices: PriceTable, since: str | None, until: str | None
+) -> list[tuple[str, list[Any]]]:
+    """The parts of a ``query_groups`` answered from the ledger's running totals: whole hours
+    inside the window from ``usage_total``; the hours of ``since`` and ``until``, which the window
+    may cut, from their rows (few, found by the ts index). A row's hour is the start of its ts, so
+    an hour after since's is all at or after since, and one before until's all before until."""
+    hours, hour_params, edges = [], [], []
+    if since:
+        hours.append("hour > ?")
+        hour_params.append(since[:13])
+        edges.append((since, min(until, since[:13] + _LAST) if until else since[:13] + _LAST))
+    if until:
+        hours.append("hour < ?")
+        hour_params.append(until[:13])
+        if not since or until[:13] != since[:13]:
+            edges.append((max(since, until[:13]) if since else until[:13], until))
+    where = " AND ".join([*clauses, *hours]) or "1"
+    parts: list[tuple[str, list[Any]]] = [(
+        f"SELECT story, phase, provider, model, bucket, hour, {_TOTAL_SUMS} FROM usage_total WHERE {where}"
+        " GROUP BY story, phase, provider, model, bucket, hour",
+        [*params, *hour_params],
+    )]
+    for low, high in edges:
+        edge_where, edge_params = _where(low, high, clauses)
+        parts.append((
+            f"SELECT story, phase, provider, model, {prices.bucket_sql()} AS bucket, substr(ts, 1, 13) AS hour, {_SUMS}"
+            f" FROM usage {edge_where} GROUP BY story, phase, provider, model, bucket, hour",
+            [*params, *edge_params],
+        ))
+    return parts
 
 
 def sessions_of(

@@ -62,3 +62,14 @@ def test_libyaml_and_pure_python_read_and_write_checkpoints_alike(monkeypatch):
             with monkeypatch.context() as pure:
                 pure.setattr(yaml_document, "_Loader", PythonLoader)
                 assert parse_checkpoint(text, PATH, "01.2") == (data, HISTORY)
+
+
+@pytest.mark.parametrize("text", [
+    "a: 1\nb: [0x1f, 1_000, -2, 3.5, .inf, yes, No, ~, null, '', 'x']\nc: {d: {e: [1, {f: g}]}}\n",
+    "base: &b {x: 1, y: 2}\nmerged: {<<: *b, y: 3}\n",  # a merge key: PyYAML's constructor
+    "a: &s [1, 2]\nb: *s\nwhen: 2026-12-02 08:00:00\n3: three\ntrue: yes\n",
+    "a: !!str 12\nb: !!binary aGk=\n",  # other tags: PyYAML's constructor
+])
+def test_the_plain_builder_makes_what_pyyaml_makes(text):
+    node = yaml.compose(text, Loader=yaml_document._Loader)
+    assert yaml_document._construct(node) == yaml_document._Loader("").construct_document(node)

@@ -22,6 +22,22 @@ _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
     """Safe loading without YAML 1.1 timestamps: a hand-written time stays the string the schema wants."""
 
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        # A scalar's tag depends only on its text and quoting: the same keys and words recur in
+        # every checkpoint, so each is matched against the resolvers' patterns once.
+        if kind is not yaml.ScalarNode or len(value) > 64:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_RESOLVED) < 100_000:
+                _RESOLVED[key] = tag
+        return tag
+
+
+_RESOLVED: dict[tuple[str, Any], str] = {}
+
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -65,13 +81,54 @@ def parse_checkpoint(text: str, path: Path, story: str | None = None) -> tuple[d
         raise CheckpointError(f"{path} must hold a YAML mapping (story, phases, ...); it holds {_node_kind(root)}")
     data_pairs, history = _split_history(root, path)
     try:
-        data = _Loader("").construct_document(yaml.MappingNode(root.tag, data_pairs))
+        data = _construct(yaml.MappingNode(root.tag, data_pairs))
     except yaml.YAMLError as error:
         raise CheckpointError(f"{path} is not valid YAML: {_yaml_problem(error)}") from None
     validate_data(data, path)
     if story is not None and data["story"] != story:
         raise CheckpointError(f"{path} says story {data['story']!r}, but its name says {story!r}")
     return data, history
+
+
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_SCALARS = {f"tag:yaml.org,2002:{name}": f"construct_yaml_{name}" for name in ("int", "float", "bool", "null")}
+
+
+class _NotPlain(Exception):
+    """A node the plain builder leaves to PyYAML's constructor (merge keys, other tags, cycles)."""
+
+
+def _construct(node: yaml.Node) -> Any:
+    """What ``construct_document`` makes of ``node``, built without its per-node bookkeeping (a
+    third of a cold report's YAML time) for the plain JSON-like data a checkpoint holds; anything
+    else goes through PyYAML's constructor as before."""
+    loader = _Loader("")
+    try:
+        return _plain(node, loader, 0)
+    except _NotPlain:
+        return loader.construct_document(node)
+
+
+def _plain(node: yaml.Node, loader: Any, depth: int) -> Any:
+    if depth > 100:  # an alias cycle, or nesting no checkpoint has
+        raise _NotPlain
+    tag = node.tag
+    if tag == _STR:
+        return node.value
+    if tag == _MAP:
+        result = {}
+        for key_node, value_node in node.value:
+            key = _plain(key_node, loader, depth + 1)
+            if isinstance(key, (dict, list)) or key_node.tag not in (_STR, *_SCALARS):
+                raise _NotPlain  # a merge key (<<), an unhashable key: PyYAML's rules and errors
+            result[key] = _plain(value_node, loader, depth + 1)
+        return result
+    if tag == _SEQ:
+        return [_plain(item, loader, depth + 1) for item in node.value]
+    method = _SCALARS.get(tag)
+    if method is None or not isinstance(node, yaml.ScalarNode):
+        raise _NotPlain
+    return getattr(loader, method)(node)
 
 
 def _node_kind(node: yaml.Node | None) -> str:

@@ -1,12 +1,16 @@
-"""The ledger, summed in SQL: usage per (story, phase, provider, model, price-tier bucket, UTC
-hour), so a million rows become a few thousand groups and no Python loop sees a single row; and
-the Claude Code sessions that ran the selected stories. Read-only: a report never changes the
-ledger.
+"""The ledger, summed: usage per (story, phase, provider, model, price-tier bucket, UTC hour),
+so a million rows become a few thousand groups and no Python loop sees a single row; and the
+Claude Code sessions that ran the selected stories. Read-only: a report never changes the ledger.
+
+The sums come from the ledger's running totals (``usage_total``, kept by triggers:
+mcp_server/ledger_totals.py) when they are bucketed by this price table's tiers; the hours that a
+--since/--until window cuts are summed from their rows. Else (a ledger whose totals were never
+given the tiers, or other tiers) every row is summed with a GROUP BY, as before the totals.
 
 Every query of a report runs in one read transaction, so they all see the same ledger. The
 ledger's ``usage_version`` (bumped by a trigger on every change of a usage row) says whether it
 changed since the last report: when it did not, the answers are taken from the cache's
-``ledger`` section instead of summing a million rows again.
+``ledger`` section instead of summing again.
 """
 
 from __future__ import annotations

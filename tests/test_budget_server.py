@@ -264,3 +264,14 @@ async def test_a_replaced_client_finishes_its_running_call_first(project, fake):
         assert first._http is not None  # still serving its call
     assert answers[0].text == "ok" and first._http is None
     await runtime.close()
+
+
+async def test_the_server_buckets_the_ledger_totals_by_its_price_tiers(project, fake):
+    """So that a report can sum the running totals instead of every row (ledger_totals)."""
+    runtime = Runtime()
+    settings = load_settings(project, environ={"HYBRID_GLM_BASE_URL": fake.base_url, "ZAI_API_KEY": TEST_KEY})
+    services = await runtime.services(settings)
+    with sqlite3.connect(ledger_path(project)) as db:
+        tiers = [row[0] for row in db.execute("SELECT tokens FROM usage_tier ORDER BY tokens")]
+    assert tuple(tiers) == services.prices.thresholds and tiers
+    await runtime.close()

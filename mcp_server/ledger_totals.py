@@ -98,12 +98,17 @@ CREATE TRIGGER IF NOT EXISTS usage_total_update AFTER UPDATE OF {", ".join(("ts"
 END;
 """
 
-_REBUILD = f"""
-DELETE FROM usage_total;
-INSERT INTO usage_total ({", ".join(KEY)}, calls, {", ".join(SUMMED)}, first_ts, last_ts)
-SELECT {", ".join(_key_of("usage").values())}, COUNT(*), {", ".join(f"SUM({name})" for name in SUMMED)}, MIN(ts), MAX(ts)
-FROM usage GROUP BY 1, 2, 3, 4, 5, 6, 7;
-"""
+def _rebuild(thresholds: Sequence[int]) -> list[str]:
+    """The statements that sum the totals again from the rows, bucketed by ``thresholds`` (as
+    literals: a million rows each looking up ``usage_tier`` would take longer)."""
+    bucket = " + ".join(f"(prompt_tokens > {int(t)})" for t in thresholds) or "0"
+    key = {**_key_of("usage"), "bucket": f"({bucket})"}
+    return [
+        "DELETE FROM usage_total",
+        f"INSERT INTO usage_total ({', '.join(KEY)}, calls, {', '.join(SUMMED)}, first_ts, last_ts)"
+        f" SELECT {', '.join(key.values())}, COUNT(*), {', '.join(f'SUM({name})' for name in SUMMED)}, MIN(ts), MAX(ts)"
+        " FROM usage GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    ]
 
 
 def has_totals(conn: sqlite3.Connection) -> bool:
@@ -117,7 +122,11 @@ def migrate(conn: sqlite3.Connection, schema: str) -> None:
     if has_totals(conn):
         conn.executescript(schema + SCHEMA + TRIGGERS)
         return
-    conn.executescript("BEGIN IMMEDIATE;" + schema + SCHEMA + TRIGGERS + _REBUILD + "COMMIT;")
+    try:
+        known = tiers(conn)
+    except sqlite3.OperationalError:  # no usage_tier yet either: one bucket until tiers are written
+        known = ()
+    conn.executescript("BEGIN IMMEDIATE;" + schema + SCHEMA + TRIGGERS + ";".join(_rebuild(known)) + ";COMMIT;")
 
 
 def tiers(conn: sqlite3.Connection) -> tuple[int, ...]:
@@ -135,9 +144,8 @@ def use_tiers(conn: sqlite3.Connection, thresholds: Sequence[int]) -> bool:
         if tiers(conn) != wanted:
             conn.execute("DELETE FROM usage_tier")
             conn.executemany("INSERT INTO usage_tier (tokens) VALUES (?)", [(t,) for t in wanted])
-            for statement in _REBUILD.strip().split(";\n"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _rebuild(wanted):
+                conn.execute(statement)
     except BaseException:
         conn.execute("ROLLBACK")
         raise

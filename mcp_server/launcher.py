@@ -42,7 +42,7 @@ def _wants_telemetry() -> bool:
     return any(os.environ.get(name, "").strip() for name in TELEMETRY_SWITCHES)
 
 
-def _requirements(root: Path, *, fast: bool) -> list[str]:
+def _requirements(root: Path, *, fast: bool = True) -> list[str]:
     """The dependencies, the telemetry extra when it is on, and the ``fast`` extra (compiled
     speed-ups the code can do without) when ``fast``."""
     import tomllib  # 3.11+, checked before we get here

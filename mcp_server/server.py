@@ -71,7 +71,7 @@ class Runtime:
             prices = PriceTable.load(settings.prices)
         except PriceTableError as error:
             raise ConfigError(f"prices: {error}") from None
-        if str(path) not in self._tiers_set:
+        if str(path) not in self._tiers_set and path.is_file():  # a call that fails leaves no ledger
             _use_tiers(path, prices)
             self._tiers_set.add(str(path))
         return Services(settings, glm, path, prices, self.run_started_at, in_flight)

@@ -270,6 +270,11 @@ async def test_the_server_buckets_the_ledger_totals_by_its_price_tiers(project, 
     """So that a report can sum the running totals instead of every row (ledger_totals)."""
     runtime = Runtime()
     settings = load_settings(project, environ={"HYBRID_GLM_BASE_URL": fake.base_url, "ZAI_API_KEY": TEST_KEY})
+    await runtime.services(settings)
+    assert not ledger_path(project).exists()  # no ledger is made before a call records usage
+    ledger = Ledger(ledger_path(project))
+    ledger.record(UsageRow(provider="glm", model="glm-4.7", story="01.1", prompt_tokens=5))
+    ledger.close()
     services = await runtime.services(settings)
     with sqlite3.connect(ledger_path(project)) as db:
         tiers = [row[0] for row in db.execute("SELECT tokens FROM usage_tier ORDER BY tokens")]

@@ -197,10 +197,12 @@ def test_without_a_rule_for_the_test_command_the_pilot_stops_before_any_phase(cl
         run = run_session(claude, project, "/hybrid:pilot 01.2",
                           session_env(tmp_path / "home", anthropic.base_url, glm.base_url), timeout_s=300)
         labels = [s.label for s in anthropic.served]
+        waits = max((Conversation.of(body).waits() for body in anthropic.requests), default=0)
         asked_glm = len(glm.requests)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.result["result"] == (
         'hybrid: the GLM tools may not run the test command "python3 -m unittest" yet: add '
         '"Bash(python3 -m unittest *)" to permissions.allow in .claude/settings.json, then run the pilot again')
-    assert labels == ["orchestrator", "orchestrator"] and asked_glm == 0  # the check, then the line
+    # The check, then the line; and, on a busy machine, the waits for the plugin's tools to connect.
+    assert labels == ["orchestrator"] * (2 + waits) and asked_glm == 0
     assert not (project / ".claude" / "checkpoints").exists()

@@ -26,7 +26,7 @@ from mcp_server.checkpoints.model import (
     utc_stamp,
 )
 from mcp_server.checkpoints.validation import check_update
-from mcp_server.monitor.coverage import detect_format
+from mcp_server.coverage import detect_format
 
 
 def apply_update(

@@ -35,7 +35,7 @@ def ledger(project: Path) -> list[dict]:
 
 
 def clean_copy(destination: Path) -> Path:
-    """The repository as a user clones it: no venv, no node_modules, no caches."""
-    shutil.copytree(REPO, destination, ignore=shutil.ignore_patterns(
+    """The repository as a user clones it: no venv, no node_modules, no caches (links kept as links)."""
+    shutil.copytree(REPO, destination, symlinks=True, ignore=shutil.ignore_patterns(
         ".git", ".venv", "node_modules", "__pycache__", ".pytest_cache", ".hypothesis", "*.egg-info", ".hybrid-data"))
     return destination

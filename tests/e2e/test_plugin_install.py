@@ -1,13 +1,19 @@
 """The plugin as a user gets it: validated, added as a marketplace, installed, and started.
 
 The installed copy has no Python environment; its MCP server must build one on first start
-(in ${CLAUDE_PLUGIN_DATA}) and answer a tool call in the same session.
+(in ${CLAUDE_PLUGIN_DATA}) and answer a tool call in the same session. It is installed from a
+working clone, one where `./install` has made `.venv` and `node_modules`: none of that may reach
+the plugin cache.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import venv
+from pathlib import Path
 
 from mcp_server.demo.run import run_session
 from tests.e2e.conftest import clean_copy, session_env
@@ -16,12 +22,44 @@ from tests.support import REPO, make_project
 from mcp_server.demo.script import Conversation
 
 CHECKPOINT_LIST = "mcp__plugin_hybrid_glm__checkpoint_list"
+LEAN_INSTALL_BYTES = 5 * 1024 * 1024
 
 
-def test_plugin_validate_strict_passes(claude, tmp_path):
-    done = subprocess.run([claude, "plugin", "validate", "--strict", str(REPO)], capture_output=True, text=True,
+def working_clone(destination: Path) -> Path:
+    """A clone as `./install` leaves it: a real .venv and node_modules of some weight, beside the
+    tracked package.json and package-lock.json that would make Claude Code run `npm ci` in a
+    plugin folder holding them."""
+    clone = clean_copy(destination)
+    venv.create(clone / ".venv", with_pip=False)
+    (clone / ".venv" / "weight.bin").write_bytes(os.urandom(8 * 1024 * 1024))
+    (clone / "node_modules" / ".bin").mkdir(parents=True)
+    (clone / "node_modules" / ".bin" / "claude").write_bytes(os.urandom(8 * 1024 * 1024))
+    assert (clone / "package-lock.json").is_file()
+    return clone
+
+
+def tree_bytes(folder: Path) -> int:
+    return sum((Path(root) / name).lstat().st_size for root, _, files in os.walk(folder) for name in files)
+
+
+def test_plugin_validate_strict_passes_on_the_plugin_as_installed(claude, tmp_path):
+    # The marketplace lists ./plugin, a folder of relative links to the plugin's own parts; an
+    # install copies what they point at, so the plugin is checked as that copy.
+    installed = tmp_path / "hybrid"
+    shutil.copytree(REPO / "plugin", installed, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([claude, "plugin", "validate", "--strict", str(installed)], capture_output=True, text=True,
                           env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert done.returncode == 0 and "Validation passed" in done.stdout, done.stdout + done.stderr
+    assert "commands: hybrid:pilot" in done.stdout and "agents: hybrid:code-reviewer" in done.stdout, done.stdout
+
+
+def test_marketplace_validates_and_warns_only_that_links_are_not_followed(claude, tmp_path):
+    done = subprocess.run([claude, "plugin", "validate", "--json", str(REPO)], capture_output=True, text=True,
+                          env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["success"] and report["manifest"]["type"] == "marketplace", done.stdout
+    warnings = [w["message"] for part in [report["manifest"], *report["contents"]] for w in part["warnings"]]
+    assert warnings and all("link" in warning for warning in warnings), warnings
 
 
 def test_always_on_context_stays_small(claude, tmp_path):
@@ -32,14 +70,20 @@ def test_always_on_context_stays_small(claude, tmp_path):
 
 
 def test_marketplace_install_then_a_session_bootstraps_the_server(claude, tmp_path):
-    home, source = tmp_path / "home", clean_copy(tmp_path / "hybrid-orchestrator")
+    home, source = tmp_path / "home", working_clone(tmp_path / "hybrid-orchestrator")
     home.mkdir()
     cli_env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"}
     for command in (["plugin", "marketplace", "add", str(source)], ["plugin", "install", "hybrid@hybrid-orchestrator"]):
         done = subprocess.run([claude, *command], capture_output=True, text=True, env=cli_env, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
-    installed = home / ".claude" / "plugins" / "cache" / "hybrid-orchestrator" / "hybrid" / "0.1.0"
-    assert (installed / "bin" / "hybrid-mcp").is_file() and not (installed / ".venv").exists()
+    cache = home / ".claude" / "plugins" / "cache"
+    installed = cache / "hybrid-orchestrator" / "hybrid" / "0.1.0"
+    cache_bytes = tree_bytes(cache)
+    print(f"plugin cache after marketplace add + install from a working clone: {cache_bytes / 1e6:.2f} MB")
+    assert cache_bytes <= LEAN_INSTALL_BYTES, f"plugin cache is {cache_bytes / 1e6:.1f} MB"
+    assert (installed / "bin" / "hybrid-mcp").is_file() and (installed / "mcp_server" / "server.py").is_file()
+    assert not any((installed / name).exists() for name in (".venv", "node_modules", "tests", "package-lock.json"))
+    assert not any(path.is_symlink() for path in installed.rglob("*"))
 
     first_requests: list[str] = []
     missing = "No such tool available"

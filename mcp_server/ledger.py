@@ -290,6 +290,11 @@ class Ledger:
         ).fetchone()
         return row[0] if row else None
 
+    def stories(self) -> list[str]:
+        """Every story id some usage row is attributed to."""
+        cursor = self._connection().execute("SELECT DISTINCT story FROM usage WHERE story IS NOT NULL")
+        return [row[0] for row in cursor.fetchall()]
+
     def rows(self, *, story: str | None = None) -> list[UsageRow]:
         where, params = ("WHERE story = ?", [story]) if story is not None else ("", [])
         cursor = self._connection().execute(

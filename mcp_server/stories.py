@@ -14,6 +14,8 @@ STORY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class StoryIdError(HybridError, ValueError):
     """A story id that could escape a path or confuse a glob."""
 
+    exit_code = 2  # a bad argument (docs/cli.md)
+
 
 def check_story_id(story: object) -> str:
     if not isinstance(story, str) or not STORY_ID.fullmatch(story) or ".." in story:

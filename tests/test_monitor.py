@@ -260,12 +260,13 @@ def test_a_ledger_that_is_not_sqlite_is_one_line(capsys, project):
     assert code == 1 and err.startswith("hybrid-monitor: the usage ledger cannot be read:") and err.count("\n") == 1
 
 
-def test_a_broken_checkpoint_or_unknown_story_is_a_warning(capsys, project):
+def test_a_broken_checkpoint_is_a_warning_and_an_unknown_story_a_one_line_refusal(capsys, project):
+    code, out, err = run(capsys, "--project", str(project), "--stories", "01.2", "99.9")
+    assert (code, out) == (1, "") and err == "hybrid-monitor: unknown story 99.9; known: 01.2, 01.3\n"
     (project / ".claude" / "checkpoints" / "01.3.yaml").write_text("story: '01.3'\nphases: [\n")
-    data = report_json(capsys, project, "--stories", "01.2,01.3,01.9")
+    data = report_json(capsys, project, "--stories", "01.2, 01.3")
     warnings = "\n".join(data["warnings"])
     assert "01.3: " in warnings and "01.3.yaml is not valid YAML" in warnings
-    assert "01.9: no checkpoint (.claude/checkpoints/01.9.yaml does not exist)" in warnings
     [row] = [r for r in data["per_story"] if r["story"] == "01.3"]
     assert row["cost"]["total_usd"] == 0.2623  # its usage still counts
     assert data["verdict"] == "REJECTED"  # savings are negative with the default baseline

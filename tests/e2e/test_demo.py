@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from tests.support import REPO
+from tests.test_dashboard_browser import assert_charts_readable, inspected_charts
 
 
 def test_hybrid_demo_runs_the_pilot_and_says_the_models_were_simulated(claude, tmp_path):
@@ -20,7 +21,9 @@ def test_hybrid_demo_runs_the_pilot_and_says_the_models_were_simulated(claude, t
     assert "# Hybrid AI Batch Report" in out and "VERDICT:" in out and "AC Pass Rate: 100% (12/12 ACs" in out
     assert "Test Coverage:" in out and "no data" not in out.split("## Stories")[0]
     project = tmp_path / "settings-epic"
-    assert (project / ".claude" / "hybrid" / "dashboard.html").stat().st_size > 10_000
+    page = project / ".claude" / "hybrid" / "dashboard.html"
+    assert page.stat().st_size > 10_000
+    assert_charts_readable(inspected_charts(tmp_path, page))  # in chromium: axis labels and marks on every chart
     tests = subprocess.run(["python3", "-m", "unittest", "discover", "-s", "tests", "-t", ".", "-q"], cwd=project,
                            capture_output=True, text=True)
     assert tests.returncode == 0, tests.stderr

@@ -30,9 +30,11 @@
     return r + "s";
   }
   function sum(a, b) { return isNum(a) || isNum(b) ? (a || 0) + (b || 0) : null; }
+  // axis ticks: seconds while they are under two minutes, so short phases never all read "0m"
   function durShort(s) {
     if (!isNum(s)) return "";
-    if (s < 3600) return Math.round(s / 60) + "m";
+    if (s < 120) return Math.round(s) + "s";
+    if (s < 3600) return (Math.round(s / 6) / 10) + "m";
     return (Math.round(s / 360) / 10) + "h";
   }
 
@@ -104,8 +106,13 @@
     var opts = {
       width: Math.max(320, el.clientWidth || 600),
       height: 270,
-      // half a category of room on each side, also when zoomed in (drag; double-click resets)
-      scales: { x: { time: false, range: function (u, min, max) { return [min - 0.6, max + 0.6]; } }, y: { range: upFromZero } },
+      // half a category of room on each side, also when zoomed in (drag; double-click resets). With
+      // one category uPlot asks for 0..100, which drew a lone bar at the left edge, half cut.
+      scales: { x: { time: false, range: function (u, min, max) {
+        min = Math.max(isNum(min) ? min : 0, 0);
+        max = Math.min(isNum(max) ? max : points - 1, points - 1);
+        return max > min ? [min - 0.6, max + 0.6] : [min - 0.6, min + 0.6];
+      } }, y: { range: upFromZero } },
       axes: [categoryAxis(labels), { values: moneyTicks, size: 70 }],
       series: [{ label: xLabel || "", value: function (u, v) { return isNum(v) ? labels[v] : ""; } }].concat(series),
       legend: { live: true },
@@ -145,7 +152,7 @@
     { label: "all stories (right axis)", stroke: COLORS.base, width: 2, scale: "total", value: timeValue, points: { size: 5 } }
   ], [T.mean, T.total], function (opts) {
     opts.scales.total = { range: upFromZero };
-    var steps = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 432000, 864000];
+    var steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 432000, 864000];
     opts.axes[1] = { incrs: steps, values: function (u, ticks) { return ticks.map(durShort); }, size: 56 };
     opts.axes.push({ scale: "total", side: 1, grid: { show: false }, incrs: steps, values: function (u, ticks) { return ticks.map(durShort); }, size: 56 });
   }, "phase");
@@ -193,6 +200,7 @@
   window.addEventListener("resize", function () {
     charts.forEach(function (pair) { pair[0].setSize({ width: Math.max(320, pair[1].clientWidth), height: 270 }); });
   });
+  window.hybridCharts = charts;  // [uPlot, element] pairs, for whoever inspects the drawn page
   document.body.setAttribute("data-ready", "1");
   document.documentElement.setAttribute("data-errors", String(window.__hybridErrors.length));
 })();

@@ -148,6 +148,9 @@ setTimeout(function () {
       }
     }
     el.setAttribute("data-marks", JSON.stringify({count: marks, left: left, right: right, width: b.width}));
+    el.setAttribute("data-legend", JSON.stringify(Array.prototype.map.call(el.querySelectorAll(".u-legend th"), function (th) {
+      return th.textContent + getComputedStyle(th, "::after").content.replace(/^none$|^normal$|^""$/, "");
+    })));
   });
   document.body.setAttribute("data-inspected", "1");
 }, 50);
@@ -162,7 +165,8 @@ def inspected_charts(tmp: Path, page: Path) -> dict[str, dict]:
     assert_clean(parsed, stderr)
     assert parsed.tags["body"].get("data-inspected") == "1", stderr[-2000:]
     return {chart: {"axes": json.loads(parsed.by_id[chart]["data-axis-labels"]),
-                    "marks": json.loads(parsed.by_id[chart]["data-marks"])} for chart in CHARTS}
+                    "marks": json.loads(parsed.by_id[chart]["data-marks"]),
+                    "legend": json.loads(parsed.by_id[chart]["data-legend"])} for chart in CHARTS}
 
 
 def assert_charts_readable(charts: dict[str, dict]) -> None:
@@ -173,6 +177,7 @@ def assert_charts_readable(charts: dict[str, dict]) -> None:
             assert len(set(labels)) > 1, (chart, labels)
         assert marks["count"] > 200, (chart, marks)  # bars and lines, not an empty plot
         assert 0 < marks["left"] and marks["right"] < marks["width"] - 1, (chart, marks)  # nothing cut by the edge
+        assert seen["legend"] and not any(":" in label for label in seen["legend"]), (chart, seen["legend"])
 
 
 def test_every_chart_has_axis_labels_and_visible_marks(capsys, tmp_path):

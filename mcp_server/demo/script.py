@@ -10,6 +10,7 @@ round in a Scenario; everything else follows the plugin's agent and command inst
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -481,6 +482,23 @@ def _orchestrator(talk: Conversation, scenario: Scenario, command: str, argument
 # --- The brain ----------------------------------------------------------------------------------
 
 
+# Claude Code starts the plugin's MCP server beside the session and does not wait for it; an agent
+# started before it connects never gets its tools. On a busy machine that takes seconds, so the
+# orchestrator waits for the server before it starts any agent.
+WAIT_FOR_SERVER = "Wait for the plugin's MCP server to connect"
+SERVER_WAIT_S = 2
+SERVER_WAITS = 45
+DEFERRED_TOOLS = "deferred tools are now available"
+
+
+def _server_connected(body: dict[str, Any]) -> bool:
+    """The plugin's tools are offered, directly or in the deferred-tools list Claude Code sends."""
+    if any(str(tool.get("name", "")).startswith(TOOL) for tool in body.get("tools") or []):
+        return True
+    texts = [_text(block) for message in body.get("messages") or [] for block in _blocks(message)]
+    return any(DEFERRED_TOOLS in text and f"\n{TOOL}checkpoint_read\n" in text for text in texts)
+
+
 def brain_for(scenario: Scenario) -> Callable[[dict[str, Any]], Turn]:
     def brain(body: dict[str, Any]) -> Turn:
         talk = Conversation.of(body)
@@ -495,7 +513,11 @@ def brain_for(scenario: Scenario) -> Callable[[dict[str, Any]], Turn]:
             return turn
         command = talk.command()
         if command:
-            return _orchestrator(talk, scenario, *command)
+            waits = sum(1 for call in talk.calls if call[1].get("description") == WAIT_FOR_SERVER)
+            if waits == len(talk.calls) and waits < SERVER_WAITS and not _server_connected(body):
+                return _call("Bash", command=f"sleep {SERVER_WAIT_S}", description=WAIT_FOR_SERVER)
+            settled = [call for call in talk.calls if call[1].get("description") != WAIT_FOR_SERVER]
+            return _orchestrator(dataclasses.replace(talk, calls=settled), scenario, *command)
         return Turn(text="(simulated model) Nothing to do here.")
 
     return brain

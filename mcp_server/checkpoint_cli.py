@@ -17,7 +17,7 @@ from mcp_server import checkpoints
 from mcp_server.cli_grammar import EXIT_NOT_FOUND, check_known, fail, known_stories, print_json, story_list
 from mcp_server.config import load_settings, project_root
 from mcp_server.errors import HybridError
-from mcp_server.stories import StoryFileError, any_story_glob, parse_story, story_files
+from mcp_server.stories import any_story_glob, parse_story, story_file_candidates, story_files
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -135,29 +135,49 @@ def _show(args: argparse.Namespace) -> int:
 def _stories(args: argparse.Namespace) -> int:
     root = _root(args)
     pattern = load_settings(root).stories.glob
-    found = story_files(root, pattern)
+    outputs = checkpoints.pipeline_outputs(root)
+    found = story_files(root, pattern, outputs)
     if not found:
         print(f"hybrid: no story files match {any_story_glob(pattern)} under {root}: a story is a Markdown file named "
               "after its id (01.2-user-roles.md) with an Acceptance Criteria section (README, Your own project)",
               file=sys.stderr)
         return EXIT_NOT_FOUND
-    entries = []
-    for story_id, path in found:
-        entry = {"story": story_id, "criteria": None, "title": None, "file": path.relative_to(root).as_posix(),
-                 "problem": None}
-        try:  # one unreadable or malformed file must not hide the others
-            story = parse_story(path, story_id)
-            entry.update(criteria=len(story.acceptance_criteria), title=story.title)
-        except StoryFileError as error:
-            entry["problem"] = str(error)
-        entries.append(entry)
+    entries = [_story_entry(root, story_id, pattern, outputs) for story_id, _ in found]
     if args.json:
         print_json(entries)
     else:
         rows = [("story", "ACs", "title", "file")] + [
             (e["story"], "?" if e["problem"] else str(e["criteria"]),
-             f"cannot be used: {e['problem']}" if e["problem"] else str(e["title"]), str(e["file"])) for e in entries]
+             f"cannot be used: {e['problem']}" if e["problem"] else str(e["title"]), _file_cell(e)) for e in entries]
         widths = [max(len(row[column]) for row in rows) for column in range(3)]
         for row in rows:
             print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
     return EXIT_NOT_FOUND if any(e["problem"] for e in entries) else 0
+
+
+def _story_entry(root: Path, story_id: str, pattern: str, outputs: set[str]) -> dict[str, object]:
+    """The file the pipeline uses for a story (its checkpoint's, else the first match) and the
+    other files that match its id."""
+    candidates = [path.relative_to(root).as_posix() for path in story_file_candidates(root, story_id, pattern, outputs)]
+    entry: dict[str, object] = {"story": story_id, "criteria": None, "title": None, "file": candidates[0],
+                                "recorded": checkpoints.checkpoint_path(root, story_id).is_file(), "problem": None}
+    try:  # one unreadable or malformed file must not hide the others
+        path = checkpoints.story_file_of(root, story_id, pattern)
+        entry["file"] = path.relative_to(root).as_posix()
+        story = parse_story(path, story_id)
+        entry.update(criteria=len(story.acceptance_criteria), title=story.title)
+    except HybridError as error:
+        entry["problem"] = str(error)
+    entry["also_matching"] = [name for name in candidates if name != entry["file"]]
+    entry["recorded"] = entry["recorded"] and entry["file"] != candidates[0]  # its checkpoint's, not the glob's first
+    return entry
+
+
+def _file_cell(entry: dict[str, object]) -> str:
+    cell = str(entry["file"])
+    if entry["recorded"]:
+        cell += " (recorded in its checkpoint)"
+    others = entry["also_matching"]
+    if others:
+        cell += f"; {len(others)} more match{'es' if len(others) == 1 else ''} its id, not used: {', '.join(others)}"
+    return cell

@@ -23,8 +23,8 @@ def project(tmp_path, monkeypatch):
     monkeypatch.delenv("CLAUDE_PROJECT_DIR", raising=False)
     root = scripted_run(tmp_path / "project")
     (root / "docs" / "stories").mkdir(parents=True)
-    (root / "docs" / "stories" / "01.2-user-roles.md").write_text(STORY_01_2)
-    (root / "docs" / "stories" / "01.3-permissions.md").write_text("# 01.3 Permissions\n\n## Acceptance Criteria\n- AC-1: x\n")
+    (root / "docs" / "stories" / "01.2.md").write_text(STORY_01_2)  # the files its checkpoints record
+    (root / "docs" / "stories" / "01.3.md").write_text("# 01.3 Permissions\n\n## Acceptance Criteria\n- AC-1: x\n")
     return root
 
 

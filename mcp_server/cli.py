@@ -14,6 +14,7 @@ from mcp_server.errors import HybridError
 from mcp_server.budget import spend
 from mcp_server.ledger import Ledger, ledger_path
 from mcp_server.pricing import PriceTable, PriceTableError
+from mcp_server.telemetry import cli as telemetry_cli
 
 
 def _usage(args: argparse.Namespace) -> int:
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--json", action="store_true", help="the totals as JSON (a list, one entry per story, with --story)")
     usage.set_defaults(func=_usage)
     checkpoint_cli.add_subcommands(sub)
+    telemetry_cli.add_subcommands(sub)
     demo = sub.add_parser(
         "demo", help="run /hybrid:pilot on the bundled example in the real Claude Code CLI, with simulated models (no keys)"
     )
@@ -93,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["report"]:
-        from mcp_server.monitor.cli import main as report_main
+        from mcp_server.monitor import main as report_main
 
         return report_main(argv[1:], prog="hybrid report")
     args = build_parser().parse_args(argv)

@@ -141,6 +141,11 @@ async def test_the_estimate_prices_the_prompt_at_its_tier(project, fake):
     with pytest.raises(BudgetExceeded, match="budget.per_story_usd"):
         await delegate(services_for(project, fake), implement())
     assert fake.requests == []
+    # the refusal is in the ledger (for the telemetry), with no usage row
+    with sqlite3.connect(ledger_path(project)) as conn:
+        assert conn.execute("SELECT cap, story, source FROM budget_refusal").fetchall() == [
+            ("budget.per_story_usd", "01.2", "server")]
+        assert conn.execute("SELECT COUNT(*) FROM usage").fetchone() == (0,)
 
 
 async def test_recorded_spend_with_no_price_stops_the_call(project, fake):

@@ -22,7 +22,7 @@ from typing import Awaitable, Callable, Mapping, TypeVar
 import anyio
 import anyio.to_thread
 
-from mcp_server.budget import check_budget
+from mcp_server.budget import BudgetExceeded, check_budget
 from mcp_server.config import ConfigError, Settings
 from mcp_server.delegation import prompts
 from mcp_server.delegation.changes import refuse_test_removal, resolve
@@ -140,6 +140,18 @@ def _record_row(path: Path, row: UsageRow) -> None:
         ledger.close()
 
 
+def _record_refusal(path: Path, cap: str, story: str) -> None:
+    """A refused call leaves a trace for the telemetry; losing it must not hide the refusal."""
+    try:
+        ledger = Ledger(path)
+        try:
+            ledger.record_refusal(cap=cap, story=story, source="server")
+        finally:
+            ledger.close()
+    except (sqlite3.Error, OSError) as error:
+        log.error("budget refusal for story %s not recorded in %s: %s", story, path, error)
+
+
 class Delegation:
     def __init__(self, services: Services, request: DelegationRequest, progress: ProgressFn | None):
         self.services = services
@@ -204,24 +216,32 @@ class Delegation:
         return estimate
 
     def _check_caps(self, estimate_usd: float, reserved_story_usd: float, reserved_run_usd: float) -> None:
-        """Runs in a worker thread. No ledger yet means nothing spent, and none is created."""
+        """Runs in a worker thread. No ledger yet means nothing spent; only a refusal creates one."""
         path = self.services.ledger_path
         ledger = Ledger(path) if path.exists() else None
         try:
-            check_budget(
-                per_story_usd=self.settings.budget.per_story_usd,
-                per_run_usd=self.settings.budget.per_run_usd,
-                ledger=ledger,
-                prices=self.services.prices,
-                story=self.request.story,
-                run_started_at=self.services.run_started_at,
-                estimate_usd=estimate_usd,
-                reserved_story_usd=reserved_story_usd,
-                reserved_run_usd=reserved_run_usd,
-            )
+            self._check_budget(ledger, estimate_usd, reserved_story_usd, reserved_run_usd)
+        except BudgetExceeded as refusal:
+            _record_refusal(path, refusal.cap, self.request.story)
+            raise
         finally:
             if ledger is not None:
                 ledger.close()
+
+    def _check_budget(
+        self, ledger: Ledger | None, estimate_usd: float, reserved_story_usd: float, reserved_run_usd: float
+    ) -> None:
+        check_budget(
+            per_story_usd=self.settings.budget.per_story_usd,
+            per_run_usd=self.settings.budget.per_run_usd,
+            ledger=ledger,
+            prices=self.services.prices,
+            story=self.request.story,
+            run_started_at=self.services.run_started_at,
+            estimate_usd=estimate_usd,
+            reserved_story_usd=reserved_story_usd,
+            reserved_run_usd=reserved_run_usd,
+        )
 
     def _budget_room(self) -> AbstractAsyncContextManager[None]:
         estimate = self._request_estimate()

@@ -219,7 +219,7 @@ def main(directory: str | None = None, say=print) -> int:
     say(f"the session took {time.monotonic() - started:.0f} s")
     from mcp_server.checkpoints import list_checkpoints, status_table
     from mcp_server.demo.narrative import glm_code_requests, story_lines
-    from mcp_server.monitor.cli import main as monitor
+    from mcp_server.monitor import main as monitor
 
     listings = list_checkpoints(project, list(STORIES))
     say("")

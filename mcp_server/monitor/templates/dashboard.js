@@ -11,9 +11,13 @@
     });
   }
   function isNum(v) { return typeof v === "number" && isFinite(v); }
+  // digits fixed for axis ticks; else as money_text in monitor/money.py: cents from $1 up, three
+  // significant digits below (the report's cards and tables come ready-made from Python)
   function usd(v, digits) {
     if (!isNum(v)) return NO;
-    var parts = Math.abs(v).toFixed(digits === undefined ? 4 : digits).split(".");
+    var a = Math.abs(v);
+    if (digits === undefined) digits = a >= 1 || a === 0 ? 2 : Math.min(6, Math.max(2, 2 - Math.floor(Math.log10(a))));
+    var parts = a.toFixed(digits).split(".");
     parts[0] = parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",");
     return (v < 0 ? "-$" : "$") + parts.join(".");
   }
@@ -47,12 +51,14 @@
   var verdict = document.getElementById("verdict");
   verdict.className = "verdict " + meta.verdict;
   verdict.textContent = { APPROVED: "✓ ", NEEDS_ATTENTION: "⚠ ", REJECTED: "✗ " }[meta.verdict] + meta.verdict_text;
+  // money and percents come as the Markdown report writes them (h.text), so both agree to the digit
+  var ht = h.text || {};
   var cards = [
-    ["Total cost", usd(h.total, 2), "Claude " + usd(h.claude, 2) + " + GLM " + usd(h.glm, 2)],
-    ["vs Claude-only", usd(h.baseline, 2), "the same work, Claude only ¹"],
-    ["Savings", usd(h.savings, 2), pct(h.savings_pct)],
-    ["AC pass rate", pct(h.ac), h.ac_detail || NO],
-    ["Test coverage", isNum(h.coverage) ? pct(h.coverage) + " avg" : NO, h.coverage_detail || ""],
+    ["Total cost", ht.total || NO, "Claude " + (ht.claude || NO) + " + GLM " + (ht.glm || NO)],
+    ["vs Claude-only", ht.baseline || NO, "the same work, Claude only ¹"],
+    ["Savings", ht.savings || NO, ht.savings_pct || NO],
+    ["AC pass rate", isNum(h.ac) ? ht.ac : NO, h.ac_detail || NO],
+    ["Test coverage", isNum(h.coverage) ? ht.coverage + " avg" : NO, h.coverage_detail || ""],
     ["Code quality", isNum(h.quality) ? h.quality + "/10 avg" : NO, h.quality_detail || ""],
     ["Time", isNum(h.wall) ? dur(h.wall) : NO, isNum(h.wall) ? "wall-clock; Σ stories " + dur(h.story_sum) + (isNum(h.speedup) ? ", speed-up " + h.speedup + "×" : "") : ""]
   ];
@@ -172,14 +178,13 @@
   function value(v, shown, low) { return isNum(v) ? cell(shown, low ? "low" : "") : cell(NO, "nd"); }
   var th = D.thresholds, rows = [];
   for (var i = 0; i < S.id.length; i++) {
-    var cost = sum(S.claude[i], S.glm[i]);
     rows.push("<tr>" + cell(S.id[i]) + cell(S.title[i] || "") +
-      (isNum(S.ac[i]) ? cell(pct(S.ac[i]) + " (" + S.ac_text[i] + ")", S.ac[i] < th.ac_pass_rate ? "low" : "") : cell(NO, "nd")) +
-      value(S.cov[i], pct(S.cov[i]) + (S.cov_checkpoint[i] ? " (checkpoint)" : ""), S.cov[i] < th.coverage) +
+      (isNum(S.ac[i]) ? cell(S.ac_pct_text[i] + " (" + S.ac_text[i] + ")", S.ac[i] < th.ac_pass_rate ? "low" : "") : cell(NO, "nd")) +
+      value(S.cov[i], S.cov_text[i] + (S.cov_checkpoint[i] ? " (checkpoint)" : ""), S.cov[i] < th.coverage) +
       value(S.q[i], S.q[i] + "/10", S.q[i] < th.quality) +
       value(S.rounds[i], String(S.rounds[i]), false) +
       value(S.secs[i], dur(S.secs[i]), false) +
-      (S.has_cost[i] ? cell(usd(cost)) + cell(usd(S.base[i])) + cell(usd(S.base[i] - cost) + " (" + pct(S.savings_pct[i]) + ")") : cell(NO, "nd") + cell(NO, "nd") + cell(NO, "nd")) +
+      (S.has_cost[i] ? cell(S.cost_text[i]) + cell(S.base_text[i]) + cell(S.savings_text[i]) : cell(NO, "nd") + cell(NO, "nd") + cell(NO, "nd")) +
       cell(S.next[i] || "") + "</tr>");
   }
   var table = document.getElementById("stories");

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mcp_server import checkpoint_cli
+from mcp_server import checkpoint_cli, pilot_check
 from mcp_server.cli_grammar import EXIT_NOT_FOUND, add_version, check_known, fail, known_stories, print_json, story_list
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.errors import HybridError
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--json", action="store_true", help="the totals as JSON (a list, one entry per story, with --story)")
     usage.set_defaults(func=_usage)
     checkpoint_cli.add_subcommands(sub)
+    pilot_check.add_subcommand(sub)
     telemetry_cli.add_subcommands(sub)
     demo = sub.add_parser(
         "demo", help="run /hybrid:pilot on the bundled example in the real Claude Code CLI, with simulated models (no keys)"
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["pilot-check"]:
+        return pilot_check.main(argv[1:])
     if argv[:1] == ["report"]:
         from mcp_server.monitor import main as report_main
 

@@ -24,7 +24,7 @@ from mcp_server.usage.transcripts import parse_prefix
 TOOL = "mcp__plugin_hybrid_glm__"
 COMMAND = re.compile(r"<command-name>/hybrid:(?P<name>pilot|resume|pilot-agents)</command-name>")
 COMMAND_ARGS = re.compile(r"<command-args>(?P<args>.*?)</command-args>", re.DOTALL)
-HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" (?:report|resume-args)')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
+HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" (?:report|resume-args|pilot-check)')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
 WORKING_DIRECTORY = re.compile(r"Primary working directory: (?P<path>[^\n\\]+)")
 WORKFLOW_DONE = re.compile(r"<task-notification>|background-task event", re.IGNORECASE)
 COVERAGE_TOTAL = re.compile(r"^TOTAL\s+\d+\s+\d+\s+(\d+(?:\.\d+)?)%", re.MULTILINE)
@@ -486,6 +486,8 @@ def _orchestrator(talk: Conversation, scenario: Scenario, command: str, argument
 # started before it connects never gets its tools. On a busy machine that takes seconds, so the
 # orchestrator waits for the server before it starts any agent.
 WAIT_FOR_SERVER = "Wait for the plugin's MCP server to connect"
+PILOT_CHECK = "Check the pilot's arguments and story files"
+PILOT_CHECK_FAILED = "hybrid pilot-check:"
 SERVER_WAIT_S = 2
 SERVER_WAITS = 45
 DEFERRED_TOOLS = "deferred tools are now available"
@@ -517,6 +519,13 @@ def brain_for(scenario: Scenario) -> Callable[[dict[str, Any]], Turn]:
             if waits == len(talk.calls) and waits < SERVER_WAITS and not _server_connected(body):
                 return _call("Bash", command=f"sleep {SERVER_WAIT_S}", description=WAIT_FOR_SERVER)
             settled = [call for call in talk.calls if call[1].get("description") != WAIT_FOR_SERVER]
+            if command[0] in ("pilot", "pilot-agents"):  # as the command says: the arguments checked first
+                checks = [call for call in settled if call[1].get("description") == PILOT_CHECK]
+                if not checks:
+                    return _call("Bash", command=f'"{_hybrid_cli(talk)}" pilot-check {command[1]}', description=PILOT_CHECK)
+                if PILOT_CHECK_FAILED in checks[0][2]:
+                    return Turn(text=next(line for line in checks[0][2].splitlines() if PILOT_CHECK_FAILED in line))
+                settled = [call for call in settled if call[1].get("description") != PILOT_CHECK]
             return _orchestrator(dataclasses.replace(talk, calls=settled), scenario, *command)
         return Turn(text="(simulated model) Nothing to do here.")
 

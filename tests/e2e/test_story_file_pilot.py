@@ -50,3 +50,18 @@ def test_every_glm_request_of_a_pilot_is_given_the_story_file(claude, tmp_path):
     for story in STORIES:  # start over: the rebuilt checkpoint comes from the story file too
         (project / ".claude" / "checkpoints" / f"{story}.yaml").unlink()
         assert open_checkpoint(project, story, "docs/**/{story}*.md").data["story_file"] == story_files[story]
+
+
+def test_an_id_without_a_story_file_or_a_typo_starts_no_agent(claude, tmp_path):
+    project = prepare_project(tmp_path)
+    for arguments, said in (("01.2,99.9", "nothing started: no story file for 99.9"),
+                            ("01.2 fronted=01.2", "unknown option: fronted (did you mean frontend?)")):
+        with fake_claude(Scenario()) as anthropic, FakeGlm(responder=CannedGlm(replies_dir())) as glm:
+            run = run_session(claude, project, f"/hybrid:pilot {arguments}",
+                              session_env(tmp_path / "home", anthropic.base_url, glm.base_url), timeout_s=300)
+            labels = [served.label for served in anthropic.served]
+            assert not glm.requests
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert said in run.result["result"], run.result
+        assert set(labels) == {"orchestrator"}, labels  # no agent, no P1
+        assert not (project / ".claude" / "checkpoints").exists() and not (project / "docs" / "design").exists()

@@ -74,3 +74,12 @@ def test_the_commands_run_the_check_first():
         text = (REPO / "commands" / f"{name}.md").read_text()
         assert '"${CLAUDE_PLUGIN_ROOT}/bin/hybrid" pilot-check $ARGUMENTS' in text, name
     assert "hybrid pilot-check" in (REPO / "workflows" / "pilot.js").read_text().split("phases:")[0]
+
+
+def test_hybrid_resume_args_output_passes_the_workflows_check(tmp_path, project):
+    from mcp_server.checkpoints import open_checkpoint, resume_plan
+
+    open_checkpoint(project, "01.2", "docs/**/{story}*.md")
+    plan = resume_plan(project, "docs/**/{story}*.md", ["01.2"])
+    result, labels, _ = run_workflow(tmp_path, plan)
+    assert "error" not in result and labels[0] == "P1 01.2", result

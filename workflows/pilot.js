@@ -40,7 +40,7 @@ function fromCommandLine(line) {
 // command runs first): option=value words of a command line, flags, and an object's own keys.
 const KNOWN_OPTIONS = ['max_review_rounds', 'frontend', 'phases']
 const KNOWN_FLAGS = ['--no-workflow']
-const KNOWN_KEYS = ['stories', 'flags', 'developer', 'resume', 'line', 'test_command', ...KNOWN_OPTIONS]
+const KNOWN_KEYS = ['stories', 'flags', 'developer', 'resume', 'left', 'line', 'test_command', ...KNOWN_OPTIONS]  // left: hybrid resume-args' stories not resumed
 
 function unknownArgs(input) {
   const unknown = [

@@ -538,4 +538,7 @@ def label(body: dict[str, Any]) -> str:
     prefix = talk.prefix()
     if prefix:
         return " ".join(prefix)
-    return "orchestrator" if talk.command() else "other"
+    if not talk.command():
+        return "other"
+    waiting = all(call[1].get("description") == WAIT_FOR_SERVER for call in talk.calls) and not _server_connected(body)
+    return "orchestrator, waiting for the MCP server" if waiting else "orchestrator"

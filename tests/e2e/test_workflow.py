@@ -56,9 +56,10 @@ def pipelined(claude, tmp_path_factory):
 
 def test_the_slash_command_ran_the_workflow_and_then_the_report(pipelined):
     project, reported, labels = pipelined
-    # The orchestrator made a handful of calls: launch the workflow, wait, run the report.
-    assert labels.count("orchestrator") <= 5
-    assert {label.split()[0] for label in labels if label != "orchestrator"} == set(STORIES)
+    # The orchestrator made a handful of calls: check the arguments, launch the workflow, wait,
+    # run the report (and before them it may have waited for the plugin's MCP server to connect).
+    assert labels.count("orchestrator") <= 6
+    assert {label.split()[0] for label in labels if not label.startswith("orchestrator")} == set(STORIES)
 
 
 def test_01_3_went_back_to_p3_once_and_was_reviewed_twice(pipelined):
@@ -95,7 +96,7 @@ def test_ledger_attribution_is_right_per_story_and_phase(pipelined):
         assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (
             expected.prompt_tokens, expected.cached_tokens, expected.completion_tokens)
         shown = "orchestrator" if row["story"] is None else f"{row['story']} {row['phase']}"
-        assert shown == expected.label, message_id
+        assert shown == expected.label.split(",")[0], message_id  # "orchestrator, waiting for the MCP server" too
     glm = Counter((r["story"], r["phase"]) for r in ledger(project) if r["provider"] == "glm")
     assert glm[("01.3", "P3")] == 2 and glm[("01.4", "P4")] == 1 and glm[("01.2", "P4")] == 0
 

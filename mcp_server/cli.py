@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mcp_server import checkpoint_cli, pilot_check
+from mcp_server import checkpoint_cli, permission_cli, pilot_check
 from mcp_server.cli_grammar import EXIT_NOT_FOUND, add_version, check_known, fail, known_stories, print_json, story_list
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.errors import HybridError
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint_cli.add_subcommands(sub)
     pilot_check.add_subcommand(sub)
     telemetry_cli.add_subcommands(sub)
+    permission_cli.add_subcommands(sub)
     demo = sub.add_parser(
         "demo", help="run /hybrid:pilot on the bundled example in the real Claude Code CLI, with simulated models (no keys)"
     )

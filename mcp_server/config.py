@@ -105,6 +105,16 @@ class TestSettings(_Strict):
 
     timeout_s: float = Field(gt=0)
     failure_tail_chars: int = Field(ge=200)
+    # Test commands the GLM tools may run, beside the Claude Code permission rules: the syntax of
+    # a Bash(...) rule's inside (exact, `prefix:*`, or `*` wildcards).
+    commands: list[str] = Field(default_factory=list)
+
+    @field_validator("commands")
+    @classmethod
+    def _commands_are_commands(cls, value: list[str]) -> list[str]:
+        if any(not command.strip() for command in value):
+            raise ValueError("every entry must be a command, such as `python -m pytest -q` or `npm test *`")
+        return [command.strip() for command in value]
 
 
 class BudgetSettings(_Strict):

@@ -11,7 +11,9 @@ with the current price table, so a corrected price applies to past usage too.
 ``source`` "server" for a GLM request, "hook" for a blocked tool call): no model was called.
 The hooks also keep two small tables here: ``transcript_cursor`` (how far each transcript has
 been read, and the attribution decided for it) and ``agent_phase`` (the phase an agent, or a
-session's main loop, marked ``running`` through the checkpoint tool).
+session's main loop, marked ``running`` through the checkpoint tool). ``usage_version`` is kept
+by triggers: a number that every change of a usage row raises, so a report can tell that the
+ledger has not changed since it last summed it.
 """
 
 from __future__ import annotations
@@ -77,7 +79,24 @@ CREATE TABLE IF NOT EXISTS agent_phase (
     phase TEXT NOT NULL,
     ts TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS usage_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    ledger TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
 """
+# Every change of a usage row bumps usage_version, so a report can tell that nothing changed
+# since it last summed the ledger without reading the rows again. ``ledger`` is random per
+# ledger file, so a ledger made anew never takes up an old one's numbers.
+_SCHEMA += "".join(
+    f"""CREATE TRIGGER IF NOT EXISTS usage_version_{change.lower()} AFTER {change} ON usage BEGIN
+    UPDATE usage_version SET version = version + 1;
+    INSERT INTO usage_version (id, ledger, version)
+    SELECT 1, lower(hex(randomblob(8))), 1 WHERE NOT EXISTS (SELECT 1 FROM usage_version);
+END;
+"""
+    for change in ("INSERT", "UPDATE", "DELETE")
+)
 
 
 def utc_now() -> str:

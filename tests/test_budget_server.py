@@ -23,18 +23,11 @@ from mcp_server.delegation.run import DelegationRequest, Services, delegate
 from mcp_server.ledger import Ledger, UsageRow, ledger_path, utc_now
 from mcp_server.pricing import PriceTable
 from mcp_server.server import Runtime
-from tests.fakes.fake_glm import FakeGlm
 from tests.support import TEST_KEY
 
 pytestmark = pytest.mark.anyio
 
 REPLY = render_reply([FileWrite("app/x.py", "x = 1\n")])
-
-
-@pytest.fixture
-def fake():
-    with FakeGlm() as server:
-        yield server
 
 
 def configure(project, text: str) -> None:

@@ -7,9 +7,10 @@ import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mcp_server.checkpoints.model import PHASES, WRITABLE_STATUSES, CheckpointError, TransitionError, Update
+from mcp_server.quick_schema import quick_validator
 
 
 @lru_cache(maxsize=1)
@@ -27,6 +28,14 @@ def _validator(definition: str | None) -> Any:
     return jsonschema.Draft202012Validator(target)
 
 
+@lru_cache(maxsize=32)
+def _inline_validator(definition_json: str) -> Any:
+    """A validator for a schema of the caller's own, built once per schema (keyed by its JSON)."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(json.loads(definition_json))
+
+
 def schema_problem(instance: Any, definition: str | dict[str, Any] | None = None, prefix: str = "") -> str | None:
     """The most relevant schema violation as 'where: what', or None when the instance is valid.
 
@@ -34,7 +43,10 @@ def schema_problem(instance: Any, definition: str | dict[str, Any] | None = None
     """
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(definition) if isinstance(definition, dict) else _validator(definition)
+    if isinstance(definition, dict):
+        validator = _inline_validator(json.dumps(definition, sort_keys=True))
+    else:
+        validator = _validator(definition)
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is None:
         return None
@@ -44,7 +56,15 @@ def schema_problem(instance: Any, definition: str | dict[str, Any] | None = None
     return f"{where or 'top level'}: {error.message}"
 
 
+@lru_cache(maxsize=1)
+def _quick_check() -> Callable[[Any], bool] | None:
+    return quick_validator(schema())
+
+
 def validate_data(data: Any, path: Path) -> None:
+    quick = _quick_check()
+    if quick is not None and quick(data):
+        return  # only a yes is taken from the quick check; jsonschema decides everything else
     problem = schema_problem(data)
     if problem is not None:
         raise CheckpointError(f"{path} does not match the checkpoint schema: {problem}")

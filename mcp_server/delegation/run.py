@@ -1,7 +1,9 @@
 """One GLM delegation, top to bottom.
 
-context -> GLM (every request checked against the budget first) -> parse (one repair round)
--> confined atomic writes -> test command and fix rounds -> ledger rows -> compact summary.
+the user's permission rules (a test command they do not allow ends the call at once) -> context
+-> GLM (every request checked against the budget first) -> parse (one repair round)
+-> confined atomic writes (none where an Edit deny rule covers a path) -> test command and fix
+rounds -> ledger rows -> compact summary.
 Every step lives in its own module; this one only puts them in order.
 """
 
@@ -32,9 +34,10 @@ from mcp_server.delegation.glm import Completion, GlmClient, GlmError
 from mcp_server.delegation.inflight import InFlight
 from mcp_server.delegation.protocol import ReplyFormatError, output_contract, parse_reply, repair_request
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
-from mcp_server.delegation.testrun import TestOutcome, run_test_command
+from mcp_server.delegation.testrun import TestCommand, TestOutcome, allowed_test_command, run_test_command
 from mcp_server.delegation.writes import WrittenFile, confine, write_all
 from mcp_server.ledger import Ledger, UsageRow
+from mcp_server.permissions import ProjectPermissions
 from mcp_server.pricing import PriceTable, TokenCounts
 from mcp_server.stories import check_story_id
 
@@ -164,6 +167,8 @@ class Delegation:
         self.messages: list[dict[str, str]] = []
         self.step = 0
         self.heartbeat_s = progress_interval_s()
+        self.permissions: ProjectPermissions | None = None
+        self.test_command: TestCommand | None = None
 
     async def _say(self, message: str) -> None:
         self.step += 1
@@ -349,8 +354,8 @@ class Delegation:
                 ) from None
 
     async def _test(self) -> TestOutcome:
-        tests, command = self.settings.tests, self.request.test_command
-        shown = clip(command, PROGRESS_TEXT_LIMIT)
+        tests, command = self.settings.tests, self.test_command
+        shown = clip(command.text, PROGRESS_TEXT_LIMIT)
         await self._say(f"running {shown}")
         return await self._with_heartbeat(
             f"still running {shown}",
@@ -367,6 +372,10 @@ class Delegation:
         started = time.monotonic()
         request, settings = self.request, self.settings
         _check_request(request, settings)
+        # Read per call: the user may change their rules between two calls.
+        self.permissions = ProjectPermissions.load(settings.project_root)
+        if request.test_command:
+            self.test_command = allowed_test_command(request.test_command, self.permissions, settings.tests.commands)
         context = gather_context(settings, request.story, request.context_files)
         self.messages = [
             {"role": "system", "content": prompts.system_prompt(request.tool, output_contract())},
@@ -379,7 +388,7 @@ class Delegation:
         ]
         await self._say(f"asking {self.model} ({request.tool}, story {request.story})")
         written: dict[str, WrittenFile] = {}
-        for item in write_all(settings.project_root, await self._next_changes()):
+        for item in write_all(settings.project_root, await self._next_changes(), self.permissions):
             written[item.path] = item
         await self._say(f"wrote {len(written)} file(s)")
 
@@ -393,7 +402,7 @@ class Delegation:
                     {"role": "user", "content": prompts.fix_request(request.test_command, outcome.output_tail)}
                 )
                 try:
-                    fixed = write_all(settings.project_root, await self._next_changes(fixing=True))
+                    fixed = write_all(settings.project_root, await self._next_changes(fixing=True), self.permissions)
                 except DelegationError as error:
                     # Earlier rounds' files are on disk and stay; say why fixing stopped.
                     note = f"fix round {rounds} stopped: {error}"

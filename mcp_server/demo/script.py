@@ -10,21 +10,21 @@ round in a Scenario; everything else follows the plugin's agent and command inst
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import yaml
 
 from mcp_server.demo.anthropic_sim import Turn
+from mcp_server.demo.tool_readiness import TOOL, glm_tools_offered, is_wait, missing_tool, wait_for_glm_tools
 from mcp_server.usage.transcripts import parse_prefix
 
-TOOL = "mcp__plugin_hybrid_glm__"
 COMMAND = re.compile(r"<command-name>/hybrid:(?P<name>pilot|resume|pilot-agents)</command-name>")
 COMMAND_ARGS = re.compile(r"<command-args>(?P<args>.*?)</command-args>", re.DOTALL)
-HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" (?:report|resume-args|pilot-check)')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
+HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" (?:report|resume-args|test-command|pilot-check)')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
+CHECKED_COMMAND = re.compile(r"^test command: (?P<command>.+?) \(from ", re.MULTILINE)
 WORKING_DIRECTORY = re.compile(r"Primary working directory: (?P<path>[^\n\\]+)")
 WORKFLOW_DONE = re.compile(r"<task-notification>|background-task event", re.IGNORECASE)
 COVERAGE_TOTAL = re.compile(r"^TOTAL\s+\d+\s+\d+\s+(\d+(?:\.\d+)?)%", re.MULTILINE)
@@ -87,6 +87,8 @@ class Conversation:
     working_directory: str = "."
     structured_output: bool = False  # a workflow's agent(…, {schema}) offers the StructuredOutput tool
     last_user: str = ""
+    glm_tools: bool = True  # the plugin's MCP server has connected: its tools are offered
+    reports_status: bool = False  # the StructuredOutput schema is the workflow's {status, summary}
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> "Conversation":
@@ -107,9 +109,17 @@ class Conversation:
             if block.get("type") == "tool_use"
         ]
         where = WORKING_DIRECTORY.search(json.dumps(messages, ensure_ascii=False))
-        tools = {tool.get("name") for tool in body.get("tools") or []}
+        tools = {tool.get("name"): tool for tool in body.get("tools") or []}
         last = "\n".join(_text(b) for b in _blocks(users[-1])) if users else ""
-        return cls(first, calls, where.group("path").strip() if where else ".", "StructuredOutput" in tools, last)
+        schema = (tools.get("StructuredOutput") or {}).get("input_schema") or {}
+        return cls(first, calls, where.group("path").strip() if where else ".", "StructuredOutput" in tools, last,
+                   glm_tools_offered(body), "status" in (schema.get("properties") or {}))
+
+    def waits(self) -> int:
+        return sum(1 for name, arguments, _ in self.calls if is_wait(name, arguments))
+
+    def without_waits(self) -> "Conversation":
+        return replace(self, calls=[call for call in self.calls if not is_wait(call[0], call[1])])
 
     def prefix(self) -> tuple[str, str] | None:
         """(story, phase) of an agent's `[story <id> <phase>]` prompt; the hooks read it the same way."""
@@ -202,6 +212,9 @@ def _role(phase: str, agent: str, work: Work, judge: Judge) -> Callable[[str, Co
     record the outcome; then answer a workflow's schema if it has one, and say it in a line."""
 
     def play(story: str, talk: Conversation, scenario: Scenario) -> Turn:
+        missing = missing_tool([result for _, _, result in talk.calls])
+        if missing:
+            return _stopped(story, phase, talk, missing)
         step = len(talk.calls)
         checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
         if step == 0:
@@ -219,6 +232,15 @@ def _role(phase: str, agent: str, work: Work, judge: Judge) -> Callable[[str, Co
         return Turn(text=outcome.text)
 
     return play
+
+
+def _stopped(story: str, phase: str, talk: Conversation, reason: str) -> Turn:
+    """An agent whose tool is not in its session: it cannot record anything, so it says why it
+    stopped, in the workflow's status answer when it has one."""
+    answered = any(name == "StructuredOutput" for name, _, _ in talk.calls)
+    if talk.reports_status and not answered:
+        return _call("StructuredOutput", status="failed", summary=reason)
+    return Turn(text=f"{phase} {story} failed: {reason}")
 
 
 def _delegating_agent(
@@ -297,7 +319,8 @@ _refactoring = _delegating_agent("P4", "senior-dev", "refactor", _refactor_argum
 def _senior_dev(story: str, talk: Conversation, scenario: Scenario) -> Turn:
     """As its agent file says: after a clean latest review P4 is already skipped; nothing to run."""
     checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
-    if len(talk.calls) == 1 and not _review_issues(checkpoint):
+    read = len(talk.calls) == 1 and not missing_tool([talk.calls[0][2]])
+    if read and not _review_issues(checkpoint):
         return Turn(text=f"P4 {story} skipped: the review was clean")
     return _refactoring(story, talk, scenario)
 
@@ -403,13 +426,15 @@ def _next_steps(table: str, stories: list[str]) -> dict[str, str]:
     return steps
 
 
-def _launch(story: str, step: str, rounds_done: int, max_rounds: int) -> tuple[str, dict[str, Any]]:
+def _launch(story: str, step: str, rounds_done: int, max_rounds: int, test_command: str) -> tuple[str, dict[str, Any]]:
     found = NEXT_STEP.match(step)
     assert found, step
     phase, agent = found.group("phase"), found.group("agent")
     task = TASKS[phase].format(story=story, round=rounds_done + 1, rounds=max_rounds)
     if phase == "P3" and found.group("iteration"):
         task += " Fix the issues of the latest review (they are in the checkpoint)."
+    if phase in ("P3", "P4", "P5", "P6"):
+        task += f"\nTest command: `{test_command}`"
     prompt = f"[story {story} {phase}] {task}"
     return "Agent", {"description": f"{phase} {story}", "prompt": prompt, "subagent_type": f"hybrid:{agent}", "run_in_background": False}
 
@@ -422,12 +447,31 @@ def _hybrid_cli(talk: Conversation) -> str:
     return hybrid.group(1) if hybrid else "hybrid"
 
 
+def _is_check(name: str, arguments: dict[str, Any]) -> bool:
+    return name == "Bash" and " test-command" in str(arguments.get("command", ""))
+
+
+def _test_command_check(talk: Conversation) -> Turn | str:
+    """As the pilot's commands say, once before any phase: `hybrid test-command`. The command it
+    found when it passed; otherwise the turn to take: run it, or stop with its line."""
+    ran = next((result for name, arguments, result in talk.calls if _is_check(name, arguments)), None)
+    if ran is None:
+        command = f'"{_hybrid_cli(talk)}" test-command'
+        return _call("Bash", command=command, description="The project's test command and the rule that allows it")
+    found = CHECKED_COMMAND.search(ran)
+    if found:
+        return found.group("command")
+    lines = [line for line in ran.splitlines() if line.startswith("hybrid:")] or ran.strip().splitlines()[-1:]
+    return Turn(text=lines[0] if lines else "The test command check failed.")
+
+
 def _report(talk: Conversation, stories: list[str]) -> Turn:
     command = f'"{_hybrid_cli(talk)}" report --stories {",".join(stories)}'
     return _call("Bash", command=command, description="Cost and quality report")
 
 
-def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str, stories: list[str]) -> Turn:
+def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str, arguments: str) -> Turn:
+    stories = _stories(arguments)
     last = talk.calls[-1][0] if talk.calls else None
     resuming = command == "resume" and not any(name == "Workflow" for name, _, _ in talk.calls)
     if resuming and last is None:  # as /hybrid:resume says: the workflow's arguments from bin/hybrid
@@ -438,6 +482,11 @@ def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str,
         args = json.loads(output[output.index("{"):output.rindex("}") + 1])
         args["max_review_rounds"] = scenario.max_review_rounds
         return _call("Workflow", name="hybrid:pilot", args=args)
+    if command == "pilot" and not any(name == "Workflow" for name, _, _ in talk.calls):
+        checked = _test_command_check(talk)
+        if isinstance(checked, Turn):
+            return checked
+        return _call("Workflow", name="hybrid:pilot", args={"line": arguments, "test_command": checked})
     if last == "Bash":
         report = talk.calls[-1][2].strip().splitlines()
         return Turn(text="Pilot finished (simulated models).\n" + "\n".join(report[:12]))
@@ -445,9 +494,7 @@ def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str,
         return _report(talk, stories)
     if WORKFLOW_DONE.search(talk.last_user):
         return _call("Skill", skill="hybrid:report", args=",".join(stories))
-    if last == "Workflow":
-        return Turn(text="The pilot workflow is running; its result arrives as a notification.")
-    return _call("Workflow", name="hybrid:pilot", args={"stories": stories, "max_review_rounds": scenario.max_review_rounds})
+    return Turn(text="The pilot workflow is running; its result arrives as a notification.")
 
 
 def _orchestrator(talk: Conversation, scenario: Scenario, command: str, arguments: str) -> Turn:
@@ -455,9 +502,12 @@ def _orchestrator(talk: Conversation, scenario: Scenario, command: str, argument
     if "--no-workflow" in arguments and not talk.calls:  # the pilot workflow's own command says so
         return _call("Skill", skill="hybrid:pilot-agents", args=arguments)
     if "--no-workflow" not in arguments and command != "pilot-agents":
-        return _workflow_orchestrator(talk, scenario, command, stories)
+        return _workflow_orchestrator(talk, scenario, command, arguments)
+    checked = _test_command_check(talk)  # pilot-agents' step 0
+    if isinstance(checked, Turn):
+        return checked
     last = talk.calls[-1][0] if talk.calls else None
-    if last in (None, "Skill", "Agent", f"{TOOL}checkpoint_write"):
+    if last in (None, "Skill", "Agent", f"{TOOL}checkpoint_write") or _is_check(*talk.calls[-1][:2]):
         return _call(f"{TOOL}checkpoint_list", stories=",".join(stories))
     if last == "Bash":
         report = talk.calls[-1][2].strip().splitlines()
@@ -472,7 +522,7 @@ def _orchestrator(talk: Conversation, scenario: Scenario, command: str, argument
         story = exhausted[0]
         return _write(story, "P5", "failed", "code-reviewer", summary=f"review rounds exhausted ({scenario.max_review_rounds})")
     launches = tuple(
-        _launch(s, step, reviews.get(s, 0), scenario.max_review_rounds) for s, step in steps.items() if NEXT_STEP.match(step)
+        _launch(s, step, reviews.get(s, 0), scenario.max_review_rounds, checked) for s, step in steps.items() if NEXT_STEP.match(step)
     )
     if launches:
         return Turn(text="Launching the next phase for each story.", tool_calls=launches)
@@ -482,23 +532,8 @@ def _orchestrator(talk: Conversation, scenario: Scenario, command: str, argument
 # --- The brain ----------------------------------------------------------------------------------
 
 
-# Claude Code starts the plugin's MCP server beside the session and does not wait for it; an agent
-# started before it connects never gets its tools. On a busy machine that takes seconds, so the
-# orchestrator waits for the server before it starts any agent.
-WAIT_FOR_SERVER = "Wait for the plugin's MCP server to connect"
 PILOT_CHECK = "Check the pilot's arguments and story files"
 PILOT_CHECK_FAILED = "hybrid pilot-check:"
-SERVER_WAIT_S = 2
-SERVER_WAITS = 45
-DEFERRED_TOOLS = "deferred tools are now available"
-
-
-def _server_connected(body: dict[str, Any]) -> bool:
-    """The plugin's tools are offered, directly or in the deferred-tools list Claude Code sends."""
-    if any(str(tool.get("name", "")).startswith(TOOL) for tool in body.get("tools") or []):
-        return True
-    texts = [_text(block) for message in body.get("messages") or [] for block in _blocks(message)]
-    return any(DEFERRED_TOOLS in text and f"\n{TOOL}checkpoint_read\n" in text for text in texts)
 
 
 def brain_for(scenario: Scenario) -> Callable[[dict[str, Any]], Turn]:
@@ -514,19 +549,18 @@ def brain_for(scenario: Scenario) -> Callable[[dict[str, Any]], Turn]:
                 turn = Turn(turn.text, turn.tool_calls, scenario.phase_delay_s.get((story, phase), 0.0))
             return turn
         command = talk.command()
+        if command and not talk.glm_tools and len(talk.calls) == talk.waits():  # before it starts anything
+            return wait_for_glm_tools(talk.waits())
         if command:
-            waits = sum(1 for call in talk.calls if call[1].get("description") == WAIT_FOR_SERVER)
-            if waits == len(talk.calls) and waits < SERVER_WAITS and not _server_connected(body):
-                return _call("Bash", command=f"sleep {SERVER_WAIT_S}", description=WAIT_FOR_SERVER)
-            settled = [call for call in talk.calls if call[1].get("description") != WAIT_FOR_SERVER]
+            talk = talk.without_waits()
             if command[0] in ("pilot", "pilot-agents"):  # as the command says: the arguments checked first
-                checks = [call for call in settled if call[1].get("description") == PILOT_CHECK]
+                checks = [call for call in talk.calls if call[1].get("description") == PILOT_CHECK]
                 if not checks:
                     return _call("Bash", command=f'"{_hybrid_cli(talk)}" pilot-check {command[1]}', description=PILOT_CHECK)
                 if PILOT_CHECK_FAILED in checks[0][2]:
                     return Turn(text=next(line for line in checks[0][2].splitlines() if PILOT_CHECK_FAILED in line))
-                settled = [call for call in settled if call[1].get("description") != PILOT_CHECK]
-            return _orchestrator(dataclasses.replace(talk, calls=settled), scenario, *command)
+                talk = replace(talk, calls=[call for call in talk.calls if call[1].get("description") != PILOT_CHECK])
+            return _orchestrator(talk, scenario, *command)
         return Turn(text="(simulated model) Nothing to do here.")
 
     return brain
@@ -538,7 +572,4 @@ def label(body: dict[str, Any]) -> str:
     prefix = talk.prefix()
     if prefix:
         return " ".join(prefix)
-    if not talk.command():
-        return "other"
-    waiting = all(call[1].get("description") == WAIT_FOR_SERVER for call in talk.calls) and not _server_connected(body)
-    return "orchestrator, waiting for the MCP server" if waiting else "orchestrator"
+    return "orchestrator" if talk.command() else "other"

@@ -101,7 +101,7 @@ def test_claude_usage_is_attributed_to_the_story_and_phase_that_spent_it(pilot):
     rows = {row["dedup_key"].split(":")[0]: row for row in ledger(pilot["project"]) if row["provider"] == "anthropic"}
     for message_id, expected in pilot["claude"].items():
         row = rows[message_id]
-        if expected.label.startswith("orchestrator"):  # also while it waited for the MCP server
+        if expected.label == "orchestrator":
             assert (row["story"], row["phase"], row["agent_type"]) == (None, None, "main")
         else:
             assert f"{row['story']} {row['phase']}" == expected.label, message_id

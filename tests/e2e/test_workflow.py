@@ -3,10 +3,14 @@
 Three stories pipelined with no barrier; 01.3's first review asks for changes, 01.4's approval
 lists a minor issue (so only 01.4 gets a P4 refactor). Then a run killed after P3 is resumed
 from its checkpoints and finishes without redoing what was done.
+
+The example project allows its test command as a user would, with a rule in its
+.claude/settings.json; without that rule the pilot stops before any phase, with one line.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +23,7 @@ import yaml
 
 from mcp_server.demo.glm_replies import CannedGlm
 from mcp_server.demo.run import ALLOWED_TOOLS, prepare_project, replies_dir, run_session
+from mcp_server.demo.script import Conversation
 from tests.e2e.conftest import ledger, session_env
 from tests.fakes.fake_anthropic import Review, Scenario, fake_claude, reported_usage
 from tests.fakes.fake_glm import FakeGlm
@@ -51,19 +56,30 @@ def pipelined(claude, tmp_path_factory):
         assert not anthropic.errors, anthropic.errors
     assert run.returncode == 0, run.stderr[-3000:]
     assert "# Hybrid AI Batch Report" in run.result["result"], run.result  # the report ran at the end
-    return project, reported_usage(anthropic), [label for label in (s.label for s in anthropic.served)]
+    # The orchestrator's waits for the plugin's tools to connect (only on a busy machine).
+    waits = max((Conversation.of(body).waits() for body in anthropic.requests), default=0)
+    return project, reported_usage(anthropic), [label for label in (s.label for s in anthropic.served)], waits
+
+
+def test_the_example_allows_its_test_command_in_its_project_settings_as_a_user_would(pipelined):
+    project, _, _, _ = pipelined
+    settings = json.loads((project / ".claude" / "settings.json").read_text())
+    assert settings == {"permissions": {"allow": ["Bash(python3 -m unittest *)"]}}
+    # P3's implement ran the story's tests under that rule, and they passed.
+    for story in STORIES:
+        assert "tests passed" in checkpoint(project, story)["phases"]["P3"]["summary"]
 
 
 def test_the_slash_command_ran_the_workflow_and_then_the_report(pipelined):
-    project, reported, labels = pipelined
-    # The orchestrator made a handful of calls: check the arguments, launch the workflow, wait,
-    # run the report (and before them it may have waited for the plugin's MCP server to connect).
-    assert labels.count("orchestrator") <= 6
-    assert {label.split()[0] for label in labels if not label.startswith("orchestrator")} == set(STORIES)
+    project, reported, labels, waits = pipelined
+    # The orchestrator made a handful of calls: check the arguments and the test command, launch the workflow,
+    # wait, run the report; and, on a busy machine, its waits for the plugin's tools to connect.
+    assert labels.count("orchestrator") - waits <= 7
+    assert {label.split()[0] for label in labels if label != "orchestrator"} == set(STORIES)
 
 
 def test_01_3_went_back_to_p3_once_and_was_reviewed_twice(pipelined):
-    project, _, _ = pipelined
+    project, _, _, _ = pipelined
     data = checkpoint(project, "01.3")
     assert data["phases"]["P3"]["iteration"] == 2 and data["phases"]["P3"]["status"] == "done"
     assert [r["verdict"] for r in data["reviews"]] + [data["review"]["verdict"]] == ["REQUEST_CHANGES", "APPROVED"]
@@ -71,14 +87,14 @@ def test_01_3_went_back_to_p3_once_and_was_reviewed_twice(pipelined):
 
 
 def test_p4_ran_only_where_a_review_had_issues(pipelined):
-    project, _, labels = pipelined
+    project, _, labels, _ = pipelined
     p4 = {story: checkpoint(project, story)["phases"]["P4"]["status"] for story in STORIES}
     assert p4 == {"01.2": "skipped", "01.3": "skipped", "01.4": "done"}  # a clean review skips it
     assert [label for label in labels if label.endswith("P4")] and all(l.startswith("01.4") for l in labels if l.endswith("P4"))
 
 
 def test_every_story_reached_p7_and_its_tests_pass(pipelined):
-    project, _, _ = pipelined
+    project, _, _, _ = pipelined
     for story in STORIES:
         assert checkpoint(project, story)["phases"]["P7"]["status"] == "done"
         assert history(project, story)[-1] == "P7 ✓"
@@ -88,7 +104,7 @@ def test_every_story_reached_p7_and_its_tests_pass(pipelined):
 
 
 def test_ledger_attribution_is_right_per_story_and_phase(pipelined):
-    project, reported, _ = pipelined
+    project, reported, _, _ = pipelined
     rows = {r["dedup_key"].split(":")[0]: r for r in ledger(project) if r["provider"] == "anthropic"}
     assert set(rows) == set(reported)  # every answer counted, once
     for message_id, expected in reported.items():
@@ -96,7 +112,7 @@ def test_ledger_attribution_is_right_per_story_and_phase(pipelined):
         assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (
             expected.prompt_tokens, expected.cached_tokens, expected.completion_tokens)
         shown = "orchestrator" if row["story"] is None else f"{row['story']} {row['phase']}"
-        assert shown == expected.label.split(",")[0], message_id  # "orchestrator, waiting for the MCP server" too
+        assert shown == expected.label, message_id
     glm = Counter((r["story"], r["phase"]) for r in ledger(project) if r["provider"] == "glm")
     assert glm[("01.3", "P3")] == 2 and glm[("01.4", "P4")] == 1 and glm[("01.2", "P4")] == 0
 
@@ -167,6 +183,24 @@ def test_a_story_whose_last_review_round_asks_for_changes_stops_failed(claude, t
         labels = [s.label for s in anthropic.served]
     assert run.returncode == 0, run.stderr[-2000:]
     data = checkpoint(project, "01.3")
-    assert data["phases"]["P5"]["status"] == "failed" and data["phases"]["P6"]["status"] == "pending"
+    phases = {phase: (value["status"], value["summary"]) for phase, value in data["phases"].items()}
+    assert data["phases"]["P5"]["status"] == "failed" and data["phases"]["P6"]["status"] == "pending", (phases, run.result.get("result"))
     assert history(project, "01.3")[-1] == "P5 ✗"
     assert not [label for label in labels if label.split()[-1] in ("P4", "P6", "P7")]
+
+
+def test_without_a_rule_for_the_test_command_the_pilot_stops_before_any_phase(claude, tmp_path):
+    project = prepare_project(tmp_path / "no-rule")
+    (project / ".claude" / "settings.json").unlink()
+    (tmp_path / "home").mkdir()
+    with fake_claude(Scenario()) as anthropic, FakeGlm(responder=CannedGlm(replies_dir())) as glm:
+        run = run_session(claude, project, "/hybrid:pilot 01.2",
+                          session_env(tmp_path / "home", anthropic.base_url, glm.base_url), timeout_s=300)
+        labels = [s.label for s in anthropic.served]
+        asked_glm = len(glm.requests)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.result["result"] == (
+        'hybrid: the GLM tools may not run the test command "python3 -m unittest" yet: add '
+        '"Bash(python3 -m unittest *)" to permissions.allow in .claude/settings.json, then run the pilot again')
+    assert labels == ["orchestrator", "orchestrator"] and asked_glm == 0  # the check, then the line
+    assert not (project / ".claude" / "checkpoints").exists()

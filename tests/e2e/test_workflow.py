@@ -202,5 +202,6 @@ def test_without_a_rule_for_the_test_command_the_pilot_stops_before_any_phase(cl
     assert run.result["result"] == (
         'hybrid: the GLM tools may not run the test command "python3 -m unittest" yet: add '
         '"Bash(python3 -m unittest *)" to permissions.allow in .claude/settings.json, then run the pilot again')
-    assert labels == ["orchestrator", "orchestrator"] and asked_glm == 0  # the check, then the line
+    waits = max((Conversation.of(body).waits() for body in anthropic.requests), default=0)
+    assert set(labels) == {"orchestrator"} and len(labels) - waits == 3 and asked_glm == 0  # two checks, then the line
     assert not (project / ".claude" / "checkpoints").exists()

@@ -7,6 +7,7 @@ repr, log line or error message can print it.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from functools import lru_cache
@@ -33,6 +34,8 @@ from mcp_server.errors import HybridError
 
 class ConfigError(HybridError):
     """A configuration value is missing or wrong; the message names it."""
+
+    exit_code = 2  # a bad setting, like a bad flag (docs/cli.md)
 
 
 class _Strict(BaseModel):
@@ -325,7 +328,10 @@ def _read_project_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -361,6 +367,23 @@ def _apply_environment(tree: dict[str, Any], env: dict[str, str], mapping: dict[
         _set_dotted(tree, dotted, parsed)
 
 
+def _setting_problem(error: Any) -> str:
+    """`glm.base_ur is not a setting; did you mean glm.base_url?`: the dotted key, one clause."""
+    location = [str(part) for part in error["loc"]]
+    dotted = ".".join(location)
+    if error["type"] != "extra_forbidden":
+        return f"{dotted}: {error['msg'].removeprefix('Value error, ')}"
+    model: Any = Settings
+    for part in location[:-1]:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        model = field.annotation if field is not None else None
+    known = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    close = difflib.get_close_matches(location[-1], known, n=1)
+    prefix = ".".join(location[:-1] + close[:1])
+    hint = f" (did you mean {prefix}?)" if close else (f" (known: {', '.join(known)})" if known else "")
+    return f"{dotted} is not a setting{hint}"
+
+
 def load_settings(root: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     root = (root or project_root(env)).resolve()
@@ -372,12 +395,9 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
     try:
         settings = Settings.model_validate(tree)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(
-            f"invalid configuration (defaults <- {project_file} <- environment): {problems}"
-        ) from None
+        problems = "; ".join(_setting_problem(err) for err in exc.errors())
+        raise ConfigError(f"{project_file.relative_to(root) if project_file.is_relative_to(root) else project_file}"
+                          f" (or the environment): {problems}") from None
     key = api_key_from(env)
     return settings.model_copy(
         update={"api_key": SecretStr(key) if key else None, "project_root": root}

@@ -319,6 +319,11 @@ class Ledger:
         ).fetchone()
         return row[0] if row else None
 
+    def stories(self) -> list[str]:
+        """Every story id some usage row is attributed to."""
+        cursor = self._connection().execute("SELECT DISTINCT story FROM usage WHERE story IS NOT NULL")
+        return [row[0] for row in cursor.fetchall()]
+
     def record_refusal(self, *, cap: str, story: str | None, source: str, session_id: str | None = None) -> None:
         self._connection().execute(
             "INSERT INTO budget_refusal (ts, cap, story, source, session_id) VALUES (?, ?, ?, ?, ?)",

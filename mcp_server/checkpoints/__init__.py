@@ -35,6 +35,8 @@ from mcp_server.checkpoints.store import (
     list_story_status,
     load_checkpoint,
     open_checkpoint,
+    pipeline_outputs,
+    story_file_of,
     write_checkpoint,
 )
 from mcp_server.checkpoints.views import checkpoint_text, phase_report, resume_plan, status_table
@@ -58,6 +60,8 @@ __all__ = [
     "checkpoint_text",
     "checkpoints_dir",
     "list_checkpoints",
+    "pipeline_outputs",
+    "story_file_of",
     "list_story_status",
     "load_checkpoint",
     "next_action",

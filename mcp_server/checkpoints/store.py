@@ -34,7 +34,9 @@ from mcp_server.checkpoints.validation import check_update, validate_data
 from mcp_server.checkpoints.yaml_document import parse_checkpoint, render_checkpoint
 from mcp_server.errors import HybridError
 from mcp_server.ledger import Ledger, ledger_path
-from mcp_server.stories import StoryFileError, check_story_id, find_story_file, natural_key, parse_story, story_files
+from mcp_server.stories import (
+    StoryFileError, check_story_id, find_story_file, is_pipeline_output, natural_key, parse_story, story_files,
+)
 
 log = logging.getLogger("hybrid.checkpoints")
 
@@ -118,10 +120,43 @@ def load_checkpoint(root: Path, story: str) -> Checkpoint:
 
 
 def story_file_for(root: Path, story: str, story_glob: str) -> Path:
-    story_file = find_story_file(Path(root), story, story_glob)
+    """The file a new checkpoint is created from: the first match of the glob that is not one of
+    the pipeline's outputs (P1's design documents, any phase's recorded artifacts)."""
+    story_file = find_story_file(Path(root), story, story_glob, pipeline_outputs(root))
     if story_file is None:
         raise CheckpointError(f"no story file for {story}: nothing matches {story_glob.format(story=story)}")
     return story_file
+
+
+def story_file_of(root: Path, story: str, story_glob: str) -> Path:
+    """The story's file: the one its checkpoint recorded when it was created, whatever the glob
+    matches since; for a story without a checkpoint, the one a new checkpoint would record."""
+    try:
+        checkpoint = load_checkpoint(root, story)
+    except CheckpointNotFound:
+        return story_file_for(root, story, story_glob)
+    recorded = checkpoint.data["story_file"]
+    path = Path(root) / recorded
+    if is_pipeline_output(recorded):  # recorded by an older version that took a design document for the story
+        raise CheckpointError(f"{checkpoint.path.name} was created from {recorded}, a design document, not the story: "
+                              "delete it to start the story over from its story file")
+    if not path.is_file():
+        raise CheckpointError(f"{story}'s story file {recorded}, recorded in {checkpoint.path.name}, is gone: "
+                              "restore it, or delete the checkpoint to start the story over")
+    return path
+
+
+def pipeline_outputs(root: Path) -> set[str]:
+    """Every file a readable checkpoint lists as a phase's artifact: what the pipeline wrote."""
+    outputs: set[str] = set()
+    for story in checkpoint_ids(root):
+        try:
+            checkpoint = load_checkpoint(root, story)
+        except HybridError:
+            continue
+        for phase in checkpoint.phases.values():
+            outputs.update(phase.get("artifacts") or [])
+    return outputs
 
 
 def create_checkpoint(root: Path, story: str, story_glob: str, now: datetime | None = None) -> Checkpoint:
@@ -241,7 +276,7 @@ def list_story_status(root: Path, story_glob: str, stories: Sequence[str] | None
     """Like list_checkpoints, but without ids it lists every story, those with a checkpoint and
     those whose story file has none yet; such a story is shown not started (every phase
     pending, its title from the file) and nothing is created."""
-    files = dict(story_files(root, story_glob))
+    files = dict(story_files(root, story_glob, pipeline_outputs(root)))
     wanted = list(stories) if stories else None
     if wanted is None:
         wanted = sorted(set(checkpoint_ids(root)) | set(files), key=natural_key)

@@ -12,7 +12,8 @@ from pathlib import Path
 from mcp_server.config import Settings
 from mcp_server.delegation.errors import DelegationError
 from mcp_server.delegation.writes import confine
-from mcp_server.stories import find_story_file
+from mcp_server.checkpoints import story_file_of
+from mcp_server.errors import HybridError
 
 # The story is the spec: it may use up to this share of the budget before files.
 STORY_SHARE = 0.5
@@ -63,13 +64,14 @@ def _read_text(path: Path) -> str:
 
 def gather_context(settings: Settings, story: str, context_files: list[str]) -> GatheredContext:
     root = settings.project_root
-    story_file = find_story_file(root, story, settings.stories.glob)
-    if story_file is None:
+    try:  # the file the story's checkpoint recorded; never a design document or other output
+        story_file = story_file_of(root, story, settings.stories.glob)
+    except HybridError as error:
         pattern = settings.stories.glob.replace("{story}", story)
-        raise DelegationError(
-            f"no story file for {story!r}: nothing in the project matches {pattern} "
-            "(set `stories.glob` in .claude/hybrid.yaml if your stories live elsewhere)"
-        )
+        hint = "" if "recorded in" in str(error) else (
+            f" (nothing in the project matches {pattern}; set `stories.glob` in .claude/hybrid.yaml "
+            "if your stories live elsewhere)")
+        raise DelegationError(f"{error}{hint}") from None
     budget_chars = settings.context.max_tokens * settings.context.chars_per_token
     story_text, _ = truncate(_read_text(story_file), int(budget_chars * STORY_SHARE))
     remaining = budget_chars - len(story_text)

@@ -27,6 +27,8 @@ def _usage(args: argparse.Namespace) -> int:
         raise ConfigError(f"prices: {error}") from None
     ledger = Ledger(path)
     total = spend(ledger, prices, story=args.story)  # priced per request tier, as every report is
+    for notice in ledger.notices:  # a corrupt ledger moved aside, spooled rows merged
+        print(f"hybrid: {notice}", file=sys.stderr)
     print(f"{'provider':<10} {'model':<22} {'calls':>6} {'prompt':>10} {'cached':>10} {'output':>10} {'usd':>10}")
     for row in ledger.totals_by_model(story=args.story):
         cost = total.by_model.get((row.provider, row.model))

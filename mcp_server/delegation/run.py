@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import math
 import os
-import sqlite3
 import time
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from mcp_server.delegation.protocol import ReplyFormatError, output_contract, pa
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
 from mcp_server.delegation.testrun import TestOutcome, run_test_command
 from mcp_server.delegation.writes import WrittenFile, confine, write_all
-from mcp_server.ledger import Ledger, UsageRow
+from mcp_server.ledger import Ledger, UsageRow, record_or_spool
 from mcp_server.pricing import PriceTable, TokenCounts
 from mcp_server.stories import check_story_id
 
@@ -75,7 +74,6 @@ class Services:
     ledger_path: Path
     prices: PriceTable
     run_started_at: str
-    in_flight: InFlight = field(default_factory=InFlight)
 
 
 @dataclass
@@ -131,13 +129,8 @@ def estimate_prompt_tokens(messages: list[dict[str, str]], chars_per_token: int)
     return tokens
 
 
-def _record_row(path: Path, row: UsageRow) -> None:
-    """Runs in a worker thread, with a connection of its own."""
-    ledger = Ledger(path)
-    try:
-        ledger.record(row)
-    finally:
-        ledger.close()
+# Seconds a budget reservation may outlive the GLM deadline before it stops holding room.
+RESERVATION_MARGIN_S = 60.0
 
 
 class Delegation:
@@ -149,6 +142,8 @@ class Delegation:
         self.model = getattr(self.settings.models, request.tool)
         self.phase = TOOL_PHASE[request.tool]
         self.tally = _Tally(model=self.model)
+        self.ledger_notices: list[str] = []
+        self.usage_spooled = False
         self.messages: list[dict[str, str]] = []
         self.step = 0
         self.heartbeat_s = progress_interval_s()
@@ -203,31 +198,26 @@ class Delegation:
             )
         return estimate
 
-    def _check_caps(self, estimate_usd: float, reserved_story_usd: float, reserved_run_usd: float) -> None:
-        """Runs in a worker thread. No ledger yet means nothing spent, and none is created."""
-        path = self.services.ledger_path
-        ledger = Ledger(path) if path.exists() else None
-        try:
-            check_budget(
-                per_story_usd=self.settings.budget.per_story_usd,
-                per_run_usd=self.settings.budget.per_run_usd,
-                ledger=ledger,
-                prices=self.services.prices,
-                story=self.request.story,
-                run_started_at=self.services.run_started_at,
-                estimate_usd=estimate_usd,
-                reserved_story_usd=reserved_story_usd,
-                reserved_run_usd=reserved_run_usd,
-            )
-        finally:
-            if ledger is not None:
-                ledger.close()
+    def _check_caps(self, estimate_usd: float, ledger: Ledger, reserved_story_usd: float, reserved_run_usd: float) -> None:
+        """Runs in a worker thread, inside the reservation's ledger transaction."""
+        check_budget(
+            per_story_usd=self.settings.budget.per_story_usd,
+            per_run_usd=self.settings.budget.per_run_usd,
+            ledger=ledger,
+            prices=self.services.prices,
+            story=self.request.story,
+            run_started_at=self.services.run_started_at,
+            estimate_usd=estimate_usd,
+            reserved_story_usd=reserved_story_usd,
+            reserved_run_usd=reserved_run_usd,
+        )
 
     def _budget_room(self) -> AbstractAsyncContextManager[None]:
         estimate = self._request_estimate()
-        if estimate is None:
+        if estimate is None or not self.services.glm.has_key:  # no key: nothing is sent, so nothing to hold
             return nullcontext()
-        return self.services.in_flight.reserve(self.request.story, estimate, partial(self._check_caps, estimate))
+        in_flight = InFlight(self.services.ledger_path, self.settings.glm.deadline_s + RESERVATION_MARGIN_S)
+        return in_flight.reserve(self.request.story, estimate, partial(self._check_caps, estimate))
 
     # --- one GLM request ------------------------------------------------------------------------
 
@@ -273,13 +263,12 @@ class Delegation:
             attempt=attempts,
             cost_usd=cost,
         )
-        try:
-            await anyio.to_thread.run_sync(_record_row, self.services.ledger_path, row)
-        except (sqlite3.Error, OSError) as error:
-            # GLM's answer is paid for: a ledger problem must not throw it away. Say so in the log.
-            log.error(
-                "usage row for %s (story %s) not recorded in %s: %s", model, self.request.story, self.services.ledger_path, error
-            )
+        # GLM's answer is paid for: a row the ledger cannot take waits in its spool, and the result says so.
+        notices = await anyio.to_thread.run_sync(record_or_spool, self.services.ledger_path, row)
+        if notices:
+            log.warning("usage ledger: %s", "; ".join(notices))
+            self.usage_spooled = self.usage_spooled or any(line.startswith("usage only spooled") for line in notices)
+            self.ledger_notices += [line for line in notices if line not in self.ledger_notices]
         if completion is None:
             return
         tally = self.tally
@@ -413,7 +402,8 @@ class Delegation:
                 cost_usd=None if tally.cost_usd is None else round(tally.cost_usd, 6),
                 attempts=tally.calls,
                 duration_s=round(duration, 2),
-                note=note,
+                note="; ".join(filter(None, [note, *[n for n in self.ledger_notices if not n.startswith("usage only spooled")]])) or None,
+                usage_spooled=self.usage_spooled,
             )
         )
 

@@ -36,6 +36,7 @@ from mcp_server.checkpoints import (
 )
 from mcp_server.errors import HybridError
 from mcp_server.ledger import LEDGER_RELATIVE, ledger_path
+from mcp_server.ledger_faults import describe, timeout_s
 from mcp_server.monitor.coverage import CoverageError, read_coverage
 from mcp_server.pricing import PriceTable, TokenCounts
 from mcp_server.stories import check_story_id, natural_key
@@ -157,8 +158,8 @@ _SUMS = (
 
 def _connect(path: Path) -> sqlite3.Connection:
     # read-only: a report never creates or changes the ledger
-    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=10)
-    conn.execute("PRAGMA busy_timeout=10000")
+    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=timeout_s())
+    conn.execute(f"PRAGMA busy_timeout={int(timeout_s() * 1000)}")
     for pragma in ("PRAGMA threads=4", "PRAGMA cache_size=-262144", "PRAGMA temp_store=MEMORY"):
         try:
             conn.execute(pragma)
@@ -218,10 +219,7 @@ def query_groups(
         f"SELECT story, phase, provider, model, {prices.bucket_sql()} AS bucket, substr(ts, 1, 13) AS hour, {_SUMS}"
         f" FROM usage {where} GROUP BY story, phase, provider, model, bucket, hour"
     )
-    try:
-        return _groups(conn.execute(sql, params).fetchall())
-    except sqlite3.DatabaseError as error:
-        raise MonitorInputError(f"the usage ledger cannot be read: {error}") from None
+    return _groups(conn.execute(sql, params).fetchall())
 
 
 # --- checkpoints --------------------------------------------------------------------------------
@@ -499,6 +497,9 @@ def load_input(
                 unattributed = [g for g in groups if g.story is None]
         finally:
             conn.close()
+    except sqlite3.Error as error:  # locked past the timeout, or not a database: one line naming it
+        problem = str(describe(path, error, timeout_s())).removeprefix("usage ledger ")
+        raise MonitorInputError(f"the usage ledger cannot be read: {problem}") from None
     finally:
         if pending[0] is not None:
             pending[0].terminate()

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from mcp_server.errors import HybridError
+from mcp_server.keys import API_KEY_VARIABLES, api_key_from, received  # noqa: F401 (re-exported)
 
 
 class ConfigError(HybridError):
@@ -88,6 +89,19 @@ class StorySettings(_Strict):
 class ContextSettings(_Strict):
     max_tokens: int = Field(ge=500)
     chars_per_token: int = Field(ge=1, le=16)
+    # Names (globs, matched without case against every folder and file name of a path) that are
+    # never sent to GLM as context files, and project-relative globs that are sent anyway.
+    refuse: list[str]
+    allow: list[str] = Field(default_factory=list)
+
+
+class LimitSettings(_Strict):
+    """The size of each GLM tool argument, checked before anything is read or sent."""
+
+    instructions_chars: int = Field(ge=100, le=2_000_000)
+    test_command_chars: int = Field(ge=10, le=100_000)
+    context_files: int = Field(ge=1, le=1000)
+    path_chars: int = Field(ge=10, le=4096)
 
 
 class TestSettings(_Strict):
@@ -152,6 +166,7 @@ class Settings(_Strict):
     context: ContextSettings
     tests: TestSettings
     budget: BudgetSettings
+    limits: LimitSettings
     # Optional price overrides, same shape as data/prices.yaml's `models`.
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # hybrid-monitor's thresholds and baseline; shipped in data/thresholds.yaml.
@@ -177,9 +192,6 @@ ENV_SETTINGS = {
 # project file: an option always arrives, filled with its default, so it must not override
 # what a project's .claude/hybrid.yaml says.
 PLUGIN_OPTION_SETTINGS = {"HYBRID_OPTION_GLM_BASE_URL": "glm.base_url"}
-# First non-empty wins. The plugin option arrives as HYBRID_GLM_API_KEY and an
-# unset option arrives as "", which must never shadow a key the user exported.
-API_KEY_VARIABLES = ("ZAI_API_KEY", "GLM_API_KEY", "HYBRID_GLM_API_KEY")
 
 PROJECT_CONFIG = Path(".claude") / "hybrid.yaml"
 
@@ -226,14 +238,6 @@ def _read_project_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def api_key_from(environ: dict[str, str]) -> str | None:
-    for name in API_KEY_VARIABLES:
-        value = (environ.get(name) or "").strip()
-        if value:
-            return value
-    return None
-
-
 def _apply_environment(tree: dict[str, Any], env: dict[str, str], mapping: dict[str, str]) -> None:
     for variable, dotted in mapping.items():
         value = env.get(variable, "").strip()
@@ -263,7 +267,7 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
         raise ConfigError(
             f"invalid configuration (defaults <- {project_file} <- environment): {problems}"
         ) from None
-    key = api_key_from(env)
+    key = api_key_from(env) or received()  # received: handed over on a pipe (mcp_server/keys.py)
     return settings.model_copy(
         update={"api_key": SecretStr(key) if key else None, "project_root": root}
     )

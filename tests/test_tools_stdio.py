@@ -353,6 +353,7 @@ async def test_long_command_model_and_many_files_still_fit_the_result(project, f
     files = [FileWrite(f"app/generated/module_{i:03d}.py", "value = 1\n") for i in range(80)]
     fake.reply(render_reply(files), model="glm-" + "9" * 5000)
     command = "exit 1 # " + "padding " * 1000
+    configure(project, "limits:\n  test_command_chars: 10000\n")  # over the default, to test the clipping
     async with mcp_client(project, fake.base_url) as client:
         result = await client.call_tool(
             "implement", {"story": "01.2", "instructions": "x", "test_command": command, "max_fix_rounds": 0}

@@ -29,6 +29,7 @@ from mcp_server.delegation.context import gather_context
 from mcp_server.delegation.errors import DelegationError
 from mcp_server.delegation.glm import Completion, GlmClient, GlmError
 from mcp_server.delegation.inflight import InFlight
+from mcp_server.delegation.limits import check_inputs
 from mcp_server.delegation.protocol import ReplyFormatError, output_contract, parse_reply, repair_request
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
 from mcp_server.delegation.testrun import TestOutcome, run_test_command
@@ -104,6 +105,13 @@ def progress_interval_s(environ: Mapping[str, str] | None = None) -> float:
 
 def _check_request(request: DelegationRequest, settings: Settings) -> None:
     check_story_id(request.story)
+    check_inputs(
+        settings,
+        instructions=request.instructions,
+        context_files=request.context_files,
+        test_command=request.test_command,
+        write_under=request.write_under,
+    )
     if not request.instructions or not request.instructions.strip():
         raise DelegationError("instructions are empty: say what GLM should write")
     if not 0 <= request.max_fix_rounds <= MAX_FIX_ROUNDS:

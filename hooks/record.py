@@ -2,7 +2,7 @@
 """Claude Code runs this for every hook in hooks/hooks.json: ``record.py <action>``, payload on stdin.
 
 Standard library only, and it never fails the session: whatever goes wrong, exit 0 (only the
-budget guard exits 2, on purpose). The work is in mcp_server/usage/hook.py.
+budget guard exits 2, on purpose). The work is in mcp_server/usage/hook/.
 """
 import os
 import sys

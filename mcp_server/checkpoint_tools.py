@@ -1,7 +1,7 @@
 """The checkpoint_* MCP tools: thin wrappers over mcp_server.checkpoints with short text results.
 
 The argument types below give agents the shape of review, qa and coverage in tools/list; the
-values themselves are checked by checkpoints.py against the shipped JSON Schema, so the rules
+values themselves are checked by the checkpoints package against the shipped JSON Schema, so the rules
 live in one place and the refusals read the same from the tools, the CLI and Python.
 """
 

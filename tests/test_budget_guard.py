@@ -13,7 +13,7 @@ import time
 import pytest
 
 from mcp_server.ledger import UsageRow
-from mcp_server.usage import hook
+from mcp_server.usage.hook import budget
 from tests.test_hooks import SECRET, Session, run_hook, run_record
 
 GLM_IMPLEMENT = "mcp__plugin_hybrid_glm__implement"
@@ -182,7 +182,7 @@ def test_a_broken_config_never_blocks(session):
 
 def test_no_interpreter_for_the_guard_never_blocks(session, monkeypatch):
     configure(session, "budget:\n  per_story_usd: 0\n")
-    monkeypatch.setattr(hook, "guard_python", lambda env: None)
+    monkeypatch.setattr(budget, "guard_python", lambda env: None)
     assert run_hook(session, "budget", glm_call(session)) == 0
     assert "the plugin's Python environment is not built yet" in session.log
 
@@ -194,9 +194,9 @@ def test_guard_finds_the_plugin_venv(tmp_path, monkeypatch):
     python.parent.mkdir(parents=True)
     python.symlink_to(sys.executable)
     monkeypatch.setenv("CLAUDE_PLUGIN_DATA", str(data))  # as Claude Code sets it for hooks
-    assert hook.guard_python({"CLAUDE_PLUGIN_DATA": str(data)}) == str(python)
-    assert hook.guard_python({"HYBRID_PYTHON": sys.executable}) == sys.executable
-    assert hook.guard_python({"HYBRID_PYTHON": str(tmp_path / "missing")}) is None
+    assert budget.guard_python({"CLAUDE_PLUGIN_DATA": str(data)}) == str(python)
+    assert budget.guard_python({"HYBRID_PYTHON": sys.executable}) == sys.executable
+    assert budget.guard_python({"HYBRID_PYTHON": str(tmp_path / "missing")}) is None
 
 
 def test_exactly_at_the_cap_blocks(session):
@@ -212,11 +212,11 @@ def test_in_workflow_mode_a_phase_start_and_a_workflow_launch_are_guarded(sessio
     configure(session, "budget:\n  per_story_usd: 0.50\n  per_run_usd: 0.60\n")
     record(session, UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=1_000_000))  # $0.60
     start = {"story": "01.2", "phase": "P5", "status": "running", "agent": "code-reviewer"}
-    started = guard(session, session.payload("PreToolUse", tool_name=hook.PHASE_START, tool_input=start))
+    started = guard(session, session.payload("PreToolUse", tool_name=budget.PHASE_START, tool_input=start))
     assert started.returncode == 2 and "story 01.2 has spent $0.6000" in started.stderr.decode()
     # Recording a result is never blocked: the work is done and paid for.
     finished = dict(start, status="done")
-    assert guard(session, session.payload("PreToolUse", tool_name=hook.PHASE_START, tool_input=finished)).returncode == 0
+    assert guard(session, session.payload("PreToolUse", tool_name=budget.PHASE_START, tool_input=finished)).returncode == 0
     launch = session.payload("PreToolUse", tool_name="Workflow", tool_input={"name": "hybrid:pilot", "args": "01.3"})
     launched = guard(session, launch)
     assert launched.returncode == 2 and "budget.per_run_usd is $0.60" in launched.stderr.decode()

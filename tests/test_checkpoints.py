@@ -37,9 +37,10 @@ from mcp_server.checkpoints import (
     review_rounds,
     schema,
     status_table,
-    story_lock,
     write_checkpoint,
 )
+from mcp_server.checkpoints import store as checkpoint_store  # the lock's timeout and the lock itself
+from mcp_server.checkpoints.store import story_lock
 from mcp_server.cli import main as hybrid
 from mcp_server.errors import HybridError
 from mcp_server.ledger import Ledger, UsageRow, ledger_path
@@ -570,13 +571,14 @@ HANGS_MID_WRITE = textwrap.dedent(
     """\
     import sys, time
     from pathlib import Path
+    import os
     from mcp_server import checkpoints
 
     def hang(fd):  # the temp file is written and the lock held: stop here until killed
         print("in the middle of the write", flush=True)
         time.sleep(60)
 
-    checkpoints.os.fsync = hang
+    os.fsync = hang
     update = checkpoints.Update("P2", "running", artifacts=["never-committed"])
     checkpoints.write_checkpoint(Path(sys.argv[1]), "01.2", update, "docs/**/{story}*.md")
     """
@@ -599,7 +601,7 @@ def test_a_writer_killed_in_the_middle_of_a_write_leaves_the_previous_file(proje
         writer.wait(timeout=10)
     assert path.read_bytes() == before
     assert load_checkpoint(project, STORY).phases["P2"]["status"] == "pending"
-    monkeypatch.setattr(checkpoints, "LOCK_TIMEOUT_S", 5.0)  # the lock died with the writer
+    monkeypatch.setattr(checkpoint_store, "LOCK_TIMEOUT_S", 5.0)  # the lock died with the writer
     outcome = write(project, "P2", "running", 1, artifacts=["after"])
     assert outcome.checkpoint.phases["P2"]["artifacts"] == ["after"]
     assert not list(path.parent.glob("*.tmp"))  # the dead writer's temp file was cleaned up
@@ -640,7 +642,7 @@ def test_writers_killed_at_random_points_always_leave_a_valid_file(project):
 def test_a_writer_gives_up_when_the_story_stays_locked(project, monkeypatch):
     write(project, "P1", "done")
     before = checkpoint_files(project)
-    monkeypatch.setattr(checkpoints, "LOCK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(checkpoint_store, "LOCK_TIMEOUT_S", 0.2)
     with story_lock(project, STORY):
         with pytest.raises(CheckpointError, match="stayed locked by another writer"):
             write(project, "P2", "running")

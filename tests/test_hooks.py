@@ -23,7 +23,8 @@ import pytest
 from mcp_server.launcher import STAMP
 from mcp_server.ledger import Ledger, ledger_path
 from mcp_server.pricing import PriceTable, TokenCounts
-from mcp_server.usage import hook
+from mcp_server.usage import hook, transcripts
+from mcp_server.usage.hook import budget, events
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "claude-code-2.1.330"
@@ -216,7 +217,7 @@ def test_hooks_json_commands():
                 assert command.startswith(prefix)
                 assert command[len(prefix):] in hook.HANDLERS
     assert config["SessionEnd"][0]["hooks"][0]["timeout"] <= 2  # SessionEnd hooks share 1.5 s
-    assert hook.SESSION_END_SECONDS < 1.5 and hook.STOP_SECONDS < config["Stop"][0]["hooks"][0]["timeout"]
+    assert events.SESSION_END_SECONDS < 1.5 and events.STOP_SECONDS < config["Stop"][0]["hooks"][0]["timeout"]
 
 
 
@@ -264,7 +265,7 @@ def test_first_start_hook_hands_the_plugin_data_dir_to_bash_commands(tmp_path):
 def test_budget_matcher(tool, guarded):
     [group] = hook_config()["PreToolUse"]
     assert matcher_matches(group["matcher"], tool) is guarded
-    assert (tool in hook.GUARDED_TOOLS) is guarded
+    assert (tool in budget.GUARDED_TOOLS) is guarded
 
 
 # --- the captured sessions, end to end --------------------------------------------------------
@@ -385,8 +386,8 @@ def test_appended_lines_only_add_new_usage(session, monkeypatch):
     lines = agent_lines("abc32a8b04146f279", agent="a1", session=CAPTURED_SESSION, tag="x", prompt="[story 01.2 P3] go")
     path = _agent(session, "a1", lines[:11])  # prompt .. the first assistant line
     offsets = []
-    real = hook.transcripts.read_transcript
-    monkeypatch.setattr(hook.transcripts, "read_transcript", lambda p, o=0, **kw: offsets.append(o) or real(p, o, **kw))
+    real = transcripts.read_transcript
+    monkeypatch.setattr(transcripts, "read_transcript", lambda p, o=0, **kw: offsets.append(o) or real(p, o, **kw))
     assert _subagent_stop(session, "a1") == 0
     assert totals(session)["claude-haiku-5-5"]["calls"] == 1
     first_size = path.stat().st_size
@@ -659,8 +660,8 @@ def test_garbage_lines_in_a_transcript(session):
 def test_session_end_is_bounded(session, monkeypatch):
     """SessionEnd hooks share 1.5 s: a pass out of time commits what it read and stops."""
     session.install_captured()
-    monkeypatch.setattr(hook, "SESSION_END_SECONDS", -1.0)  # out of time from the start
-    monkeypatch.setitem(hook.HANDLERS, "session-end", hook._catch_up_action("session-end", "SessionEnd", -1.0))
+    monkeypatch.setattr(events, "SESSION_END_SECONDS", -1.0)  # out of time from the start
+    monkeypatch.setitem(hook.HANDLERS, "session-end", events._catch_up_action("session-end", "SessionEnd", -1.0))
     assert run_hook(session, "session-end", session.payload("SessionEnd")) == 0
     first = sum(t["calls"] for t in totals(session).values())
     assert 0 < first < 8
@@ -697,7 +698,8 @@ def test_hooks_import_only_the_stdlib_ledger_and_usage(session):
     modules = set(json.loads(done.stdout))
     ours = {m for m in modules if m == "mcp_server" or m.startswith("mcp_server.")}
     ledger = {"mcp_server.ledger", "mcp_server.ledger_faults", "mcp_server.ledger_spool", "mcp_server.errors"}
-    assert ours == {"mcp_server", *ledger, "mcp_server.usage", "mcp_server.usage.hook", "mcp_server.usage.transcripts"}
+    hook_modules = {f"mcp_server.usage.hook.{name}" for name in ("project", "plan", "catch_up", "budget", "events")}
+    assert ours == {"mcp_server", *ledger, "mcp_server.usage", "mcp_server.usage.hook", "mcp_server.usage.transcripts"} | hook_modules
     heavy = {"yaml", "pydantic", "httpx", "mcp", "anyio", "jsonschema", "subprocess", "asyncio"}
     assert not modules & heavy, modules & heavy
     assert session.log == ""

@@ -320,7 +320,7 @@ def _fingerprint() -> str:
     digest = hashlib.sha256(CACHE_FORMAT.encode())
     for source in (
         resources.files("mcp_server.data").joinpath("checkpoint.schema.json"),
-        Path(checkpoint_module.__file__),
+        *sorted(Path(checkpoint_module.__file__).parent.glob("*.py")),  # every module of the package
     ):
         try:
             digest.update(source.read_bytes())

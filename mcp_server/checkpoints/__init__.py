@@ -14,6 +14,7 @@ code imports the names below from this package, not from its modules.
 from mcp_server.checkpoints.model import (
     CHECKPOINTS_RELATIVE,
     HISTORY_HEADER,
+    HISTORY_KEPT,
     PHASES,
     Checkpoint,
     CheckpointError,
@@ -43,6 +44,7 @@ from mcp_server.checkpoints.yaml_document import parse_checkpoint, render_checkp
 __all__ = [
     "CHECKPOINTS_RELATIVE",
     "HISTORY_HEADER",
+    "HISTORY_KEPT",
     "NOT_STARTED",
     "PHASES",
     "Checkpoint",

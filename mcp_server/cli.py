@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["report"]:
-        from mcp_server.monitor.cli import main as report_main
+        from mcp_server.monitor import main as report_main
 
         return report_main(argv[1:], prog="hybrid report")
     args = build_parser().parse_args(argv)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.monitor.cli import main
+from mcp_server.monitor import main
 
 from tests.test_monitor import SONNET_BASELINE, configure
 from tests.test_monitor_builders import checkpoint_data, phase, scripted_run, write_checkpoint
@@ -140,7 +140,7 @@ def test_a_script_error_would_be_caught(tmp_path, capsys):
 
 def test_a_thousand_stories_draw(tmp_path):
     from tests.test_monitor import thousand_story_report
-    from mcp_server.monitor.dashboard import render_dashboard
+    from mcp_server.monitor import render_dashboard
 
     page = tmp_path / "big.html"
     page.write_text(render_dashboard(thousand_story_report(tmp_path)))

@@ -44,8 +44,7 @@ import pytest
 
 from mcp_server import cli as hybrid_cli
 from mcp_server.ledger import Ledger, ledger_path
-from mcp_server.monitor import load
-from mcp_server.monitor.cli import main
+from mcp_server.monitor import checkpoint_reader, main
 
 from tests.test_monitor_builders import (
     checkpoint_data,
@@ -434,8 +433,8 @@ def test_bad_monitor_settings_are_named(capsys, project):
 
 def test_checkpoints_are_parsed_again_only_when_they_change(capsys, project, monkeypatch):
     calls = []
-    real = load.load_checkpoint
-    monkeypatch.setattr(load, "load_checkpoint", lambda root, story: calls.append(story) or real(root, story))
+    real = checkpoint_reader.load_checkpoint
+    monkeypatch.setattr(checkpoint_reader, "load_checkpoint", lambda root, story: calls.append(story) or real(root, story))
     first = report_json(capsys, project)
     assert sorted(calls) == ["01.2", "01.3"] and (project / ".claude" / "hybrid" / "monitor-cache.json").is_file()
     calls.clear()
@@ -451,7 +450,7 @@ def test_checkpoints_are_parsed_again_only_when_they_change(capsys, project, mon
 
 def test_the_parallel_reader_gives_the_same_report(capsys, project, monkeypatch):
     serial = report_json(capsys, project, "--no-cache")
-    monkeypatch.setattr(load, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(checkpoint_reader, "PARALLEL_FROM", 1)
     parallel = report_json(capsys, project, "--no-cache")
     for data in (serial, parallel):
         data.pop("generated_at")
@@ -474,8 +473,7 @@ def test_the_report_does_not_change_the_ledger(capsys, project):
 def thousand_story_report(root: Path):
     """A report of 1,000 finished stories, built in memory (the bench builds the files)."""
     from mcp_server.config import load_settings
-    from mcp_server.monitor.load import MonitorInput, StoryInput, UsageGroup
-    from mcp_server.monitor.report import build_report
+    from mcp_server.monitor import MonitorInput, StoryInput, UsageGroup, build_report
     from mcp_server.pricing import PriceTable, TokenCounts
 
     stories = [f"{n // 100 + 1:02d}.{n % 100 + 1}" for n in range(1000)]
@@ -492,7 +490,7 @@ def thousand_story_report(root: Path):
 
 
 def test_dashboard_stays_small_at_1000_stories(tmp_path):
-    from mcp_server.monitor.dashboard import render_dashboard
+    from mcp_server.monitor import render_dashboard
 
     report = thousand_story_report(tmp_path)
     assert len(report.runs) == 28

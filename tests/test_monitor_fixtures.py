@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from mcp_server.monitor.cli import main
+from mcp_server.monitor import main
 
 from tests.test_hooks import (
     WORKFLOW,

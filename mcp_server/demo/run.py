@@ -215,7 +215,7 @@ def main(directory: str | None = None, say=print) -> int:
         say(f"the Claude Code session failed (exit {run.returncode}): {run.stderr.strip()[-800:]}")
         return 1
     from mcp_server.checkpoints import list_checkpoints, status_table
-    from mcp_server.monitor.cli import main as monitor
+    from mcp_server.monitor import main as monitor
 
     say("")
     say(f"checkpoints (.claude/checkpoints/) {SIMULATED}:")

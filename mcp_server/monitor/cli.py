@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,8 +14,17 @@ import yaml
 
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.ledger import LEDGER_RELATIVE
-from mcp_server.monitor.load import MonitorArgumentError, MonitorInputError, load_input, parse_bound
-from mcp_server.monitor.report import build_report, to_json, unpriced_baseline
+from mcp_server.monitor import (
+    MonitorArgumentError,
+    MonitorInputError,
+    build_report,
+    load_input,
+    parse_bound,
+    render_dashboard,
+    render_markdown,
+    report_json,
+    unpriced_baseline,
+)
 from mcp_server.pricing import PriceTable, PriceTableError
 
 ACTIONS = ("report", "dashboard", "all")
@@ -126,20 +134,13 @@ def run(args: argparse.Namespace, stdout=None, stderr=None) -> int:
     report = dataclasses.replace(build_report(data, prices, settings.monitor), note=args.note)
     targets = _targets(args, root)
     if "report" in targets:
-        if args.json:
-            text = json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
-        else:
-            from mcp_server.monitor.render_md import render
-
-            text = render(report)
+        text = report_json(report) if args.json else render_markdown(report)
         if targets["report"] is None:
             stdout.write(text)
         else:
             _write(targets["report"], text)
             print(f"report: {targets['report']}", file=stderr)
     if "dashboard" in targets:
-        from mcp_server.monitor.dashboard import render_dashboard
-
         html = render_dashboard(report)
         _write(targets["dashboard"], html)
         print(f"dashboard: {targets['dashboard']} ({len(html.encode('utf-8')):,} bytes)", file=stderr)

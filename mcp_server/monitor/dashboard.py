@@ -16,7 +16,10 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from mcp_server.monitor.report import CLAUDE, GLM, NO_PHASE, ORCHESTRATION, PHASES, Report, money_text, pct_text
+from mcp_server.monitor.money import CLAUDE, GLM, PHASES, money_text
+from mcp_server.monitor.report import Report
+from mcp_server.monitor.rows import NO_PHASE, ORCHESTRATION
+from mcp_server.monitor.wording import pct_text
 
 TITLE_CHARS = 60
 CHART_NAMES = {ORCHESTRATION: "orch.", NO_PHASE: "no phase"}  # short x labels

@@ -5,17 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from mcp_server.monitor.report import (
-    CLAUDE,
-    GLM,
-    ORCHESTRATION,
-    Money,
-    Report,
-    StoryRow,
-    money_text,
-    pct_text,
-    stories,
-)
+from mcp_server.monitor.money import CLAUDE, GLM, Money, money_text
+from mcp_server.monitor.report import Report
+from mcp_server.monitor.rows import ORCHESTRATION, StoryRow
+from mcp_server.monitor.wording import pct_text, stories
 
 NO_DATA = "no data"
 HEADLINE_STORIES = 20
@@ -206,7 +199,7 @@ def runs_section(report: Report) -> list[str]:
     return ["## Runs", "", "A run: ledger activity without a silent gap (see docs/cost-method.md).", "", *_table(header, rows, "rllrrrrr")]
 
 
-def render(report: Report) -> str:
+def render_markdown(report: Report) -> str:
     lines = headline(report)
     for section in (story_table, phase_table, model_table, time_section, runs_section):
         part = section(report)

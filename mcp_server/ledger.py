@@ -77,6 +77,13 @@ CREATE TABLE IF NOT EXISTS agent_phase (
     phase TEXT NOT NULL,
     ts TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS agent_report (
+    session_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    PRIMARY KEY (session_id, agent_id, source)
+);
 CREATE TABLE IF NOT EXISTS reservation (
     id INTEGER PRIMARY KEY,
     story TEXT NOT NULL,
@@ -128,6 +135,7 @@ class ModelTotals:
     cache_write_1h_tokens: int
     completion_tokens: int
     calls: int
+    partial: int = 0  # calls whose transcript never got their final usage: the totals are lower bounds
 
 
 @dataclass
@@ -155,6 +163,8 @@ _UPSERT = (
     "ON CONFLICT(dedup_key) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS if name not in ("dedup_key", "ts"))
     + " WHERE excluded.completion_tokens + excluded.prompt_tokens > usage.completion_tokens + usage.prompt_tokens"
+    # the copy with the final usage replaces an early snapshot even when no count grew
+    + " OR (usage.status = 'ok:partial-usage' AND excluded.status = 'ok')"
 )
 
 
@@ -290,7 +300,8 @@ class Ledger:
         rows = self.fetchall(
             "SELECT provider, model, SUM(prompt_tokens), SUM(cached_tokens),"
             " SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(completion_tokens),"
-            f" COUNT(*) FROM usage {where} GROUP BY provider, model ORDER BY provider, model",
+            f" COUNT(*), SUM(status = 'ok:partial-usage') FROM usage {where}"
+            " GROUP BY provider, model ORDER BY provider, model",
             params,
         )
         return [ModelTotals(*row) for row in rows]

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Sequence
 
 from mcp_server.ledger_faults import timeout_s
+from mcp_server.usage import agent_totals
 from mcp_server.monitor.inputs import UsageGroup
 from mcp_server.pricing import PriceTable, TokenCounts
 
 _SUMS = (
     "COUNT(*), SUM(prompt_tokens), SUM(cached_tokens), SUM(cache_write_5m_tokens),"
-    " SUM(cache_write_1h_tokens), SUM(completion_tokens), MIN(ts), MAX(ts)"
+    " SUM(cache_write_1h_tokens), SUM(completion_tokens), MIN(ts), MAX(ts), SUM(status = 'ok:partial-usage')"
 )
 
 
@@ -45,8 +46,9 @@ def _groups(rows: Sequence[tuple]) -> list[UsageGroup]:
             tokens=TokenCounts(int(p or 0), int(c or 0), int(w5 or 0), int(w1 or 0), int(o or 0)),
             first_ts=first or "",
             last_ts=last or "",
+            partial=int(partial or 0),
         )
-        for story, phase, provider, model, bucket, hour, calls, p, c, w5, w1, o, first, last in rows
+        for story, phase, provider, model, bucket, hour, calls, p, c, w5, w1, o, first, last, partial in rows
     ]
 
 
@@ -101,3 +103,13 @@ def sessions_of(
         [*sessions, *stories],
     )
     return sorted(sessions), sorted(row[0] for row in others)
+
+
+def agent_gaps(conn: sqlite3.Connection) -> list[str]:
+    """One line per agent whose total, as the main transcript reports it, exceeds its transcript
+    (mcp_server/usage/agent_totals.py); none from a ledger older than the check."""
+    try:
+        rows = conn.execute(agent_totals.CROSS_CHECK_SQL).fetchall()
+    except sqlite3.OperationalError:  # no agent_report table yet
+        return []
+    return [agent_totals.describe(check) for check in agent_totals.checks(rows) if check.gap > 0]

@@ -27,7 +27,7 @@ from mcp_server.monitor.inputs import (
     ledger_stamp,
     parse_time,
 )
-from mcp_server.monitor.ledger_sums import connect, query_groups, sessions_of
+from mcp_server.monitor.ledger_sums import agent_gaps, connect, query_groups, sessions_of
 from mcp_server.monitor.wording import listed
 from mcp_server.pricing import PriceTable
 from mcp_server.stories import check_story_id, natural_key
@@ -143,6 +143,7 @@ def load_input(
         conn = connect(path)
         try:
             groups = query_groups(conn, prices, since, until)
+            gaps = agent_gaps(conn)
             inputs = read_inputs(root, to_read, pending, cache, cached)
             pending = (None, None)
             chosen = set(selected)
@@ -187,6 +188,7 @@ def load_input(
         warnings=warnings,
         sessions=sessions,
         other_stories_in_sessions=shared,
+        agent_gaps=gaps,
     )
 
 

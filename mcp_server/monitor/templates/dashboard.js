@@ -46,7 +46,7 @@
   verdict.className = "verdict " + meta.verdict;
   verdict.textContent = { APPROVED: "✓ ", NEEDS_ATTENTION: "⚠ ", REJECTED: "✗ " }[meta.verdict] + meta.verdict_text;
   var cards = [
-    ["Total cost", usd(h.total, 2), "Claude " + usd(h.claude, 2) + " + GLM " + usd(h.glm, 2)],
+    ["Total cost", (h.lower_bound ? "≥ " : "") + usd(h.total, 2), "Claude " + (h.lower_bound ? "≥ " : "") + usd(h.claude, 2) + " + GLM " + usd(h.glm, 2) + (h.lower_bound ? " (a lower bound: see the warnings)" : "")],
     ["vs Claude-only", usd(h.baseline, 2), "the same work, Claude only ¹"],
     ["Savings", usd(h.savings, 2), pct(h.savings_pct)],
     ["AC pass rate", pct(h.ac), h.ac_detail || NO],

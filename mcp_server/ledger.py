@@ -20,7 +20,6 @@ spool (mcp_server/ledger_spool.py) and is merged, once, when the ledger can be w
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -215,7 +214,7 @@ class Ledger:
                 except sqlite3.DatabaseError as error:
                     if not is_corruption(error):
                         raise
-                    self.notices.append(move_aside(self.path, error))
+                    self._notice(move_aside(self.path, error))
                     self._conn = self._open()
             except (sqlite3.Error, OSError) as error:
                 raise describe(self.path, error, self.timeout_s) from None
@@ -225,15 +224,22 @@ class Ledger:
                 except (sqlite3.Error, OSError):
                     merged = 0  # still unwritable: the rows stay spooled for the next open
                 if merged:
-                    self.notices.append(f"{merged} spooled usage row(s) merged into {self.path}")
+                    self._notice(f"{merged} spooled usage row(s) merged into {self.path}")
         return self._conn
+
+    def _notice(self, line: str) -> None:
+        """Kept for the command or tool to show, and logged (the MCP server's log, a hook's log)."""
+        import logging  # only when there is something to say: the hooks start without it
+
+        self.notices.append(line)
+        logging.getLogger("hybrid.ledger").warning("%s", line)
 
     def _error(self, error: sqlite3.Error) -> LedgerError:
         """A corrupt file found mid-use is moved aside too: the next open starts a new ledger."""
         if is_corruption(error) and not isinstance(error, LedgerError):
             self.close()
             try:
-                self.notices.append(move_aside(self.path, error))
+                self._notice(move_aside(self.path, error))
                 return LedgerError(self.notices[-1])
             except OSError:
                 pass
@@ -384,23 +390,6 @@ class Ledger:
         where, params = ("WHERE story = ?", [story]) if story is not None else ("", [])
         rows = self.fetchall(f"SELECT {', '.join(_COLUMNS)} FROM usage {where} ORDER BY id", params)
         return [UsageRow(**dict(zip(_COLUMNS, row))) for row in rows]
-
-
-def record_or_spool(path: Path, row: UsageRow) -> list[str]:
-    """Record ``row``. A ledger that cannot take it (locked, unwritable) gets it later: the
-    row goes to the spool. Returns the lines the user must see (empty: recorded, nothing to say)."""
-    ledger = Ledger(path)
-    try:
-        ledger.record(row)
-        return ledger.notices
-    except (sqlite3.Error, OSError) as error:
-        values = asdict(row)
-        values["ts"] = values["ts"] or utc_now()
-        values["dedup_key"] = values["dedup_key"] or ledger_spool.spool_key()
-        spooled = ledger_spool.append(path, values)
-        return [*ledger.notices, f"usage only spooled to {spooled} ({error}); it is merged when the ledger can be written"]
-    finally:
-        ledger.close()
 
 
 def monotonic_ms(start: float) -> int:

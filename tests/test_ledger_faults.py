@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from mcp_server import checkpoints, ledger_spool
-from mcp_server.ledger import Ledger, LedgerError, UsageRow, ledger_path, record_or_spool
+from mcp_server.delegation.usage_record import record_or_spool
+from mcp_server.ledger import Ledger, LedgerError, UsageRow, ledger_path
 from mcp_server.usage import guard
 from tests.support import REPO, ledger_locked, make_project
 

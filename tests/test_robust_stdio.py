@@ -10,37 +10,15 @@ import anyio
 import pytest
 
 from mcp_server.delegation.protocol import FileWrite, render_reply
-from mcp_server.ledger import Ledger, ledger_path
-from tests.fakes.fake_glm import FakeGlm, Reply
-from tests.support import REPO, TEST_KEY, ledger_locked, make_project, mcp_client, server_env, tree_snapshot
+from mcp_server.ledger import ledger_path
+from tests.fakes.fake_glm import Reply
+from tests.support import REPO, TEST_KEY, ledger_locked, mcp_client, server_env, tree_snapshot
+from tests.test_budget_server import rows as usage_rows
+from tests.test_tools_stdio import configure, fake  # noqa: F401 (fake is a fixture)
 
 pytestmark = pytest.mark.anyio
 
 REPLY = render_reply([FileWrite("app/part.py", "x = 1\n")])
-
-
-@pytest.fixture
-def project(tmp_path):
-    return make_project(tmp_path / "proj")
-
-
-@pytest.fixture
-def fake():
-    with FakeGlm() as server:
-        yield server
-
-
-def configure(project, text):
-    (project / ".claude").mkdir(exist_ok=True)
-    (project / ".claude" / "hybrid.yaml").write_text(text)
-
-
-def usage_rows(project):
-    ledger = Ledger(ledger_path(project))
-    try:
-        return ledger.rows()
-    finally:
-        ledger.close()
 
 
 # --- 1. a locked ledger ------------------------------------------------------------------------

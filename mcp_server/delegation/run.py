@@ -33,8 +33,9 @@ from mcp_server.delegation.limits import check_inputs
 from mcp_server.delegation.protocol import ReplyFormatError, output_contract, parse_reply, repair_request
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
 from mcp_server.delegation.testrun import TestOutcome, run_test_command
+from mcp_server.delegation.usage_record import record_or_spool
 from mcp_server.delegation.writes import WrittenFile, confine, write_all
-from mcp_server.ledger import Ledger, UsageRow, record_or_spool
+from mcp_server.ledger import Ledger, UsageRow
 from mcp_server.pricing import PriceTable, TokenCounts
 from mcp_server.stories import check_story_id
 

@@ -90,6 +90,8 @@ def _catch_up_action(action: str, event: str, seconds: float, earlier_sessions: 
                     passes += catch_up(ledger, other, seconds=remaining)
         finally:
             ledger.close()
+            for notice in ledger.notices:  # a corrupt ledger moved aside, spooled rows merged
+                log(root, event, action, notice)
         _note_bad_lines(root, event, action, passes)
         return 0
 

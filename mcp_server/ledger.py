@@ -232,7 +232,9 @@ class Ledger:
         import logging  # only when there is something to say: the hooks start without it
 
         self.notices.append(line)
-        logging.getLogger("hybrid.ledger").warning("%s", line)
+        logger = logging.getLogger("hybrid.ledger")
+        if logger.hasHandlers():  # the server's log; a command prints its notices itself
+            logger.warning("%s", line)
 
     def _error(self, error: sqlite3.Error) -> LedgerError:
         """A corrupt file found mid-use is moved aside too: the next open starts a new ledger."""

@@ -19,7 +19,13 @@ PRICE_HINT = "add their prices under `prices:` in .claude/hybrid.yaml (data/pric
 
 
 class BudgetExceeded(DelegationError):
-    """A call would take a story or the run over its cap; no request was sent."""
+    """A call would take a story or the run over its cap; no request was sent.
+
+    ``cap`` names the setting that stopped it (``budget.per_story_usd`` or ``budget.per_run_usd``)."""
+
+    def __init__(self, message: str, *, cap: str = ""):
+        super().__init__(message)
+        self.cap = cap
 
 
 @dataclass(frozen=True)
@@ -100,11 +106,14 @@ def check_budget(
             continue
         recorded = spend(ledger, prices, **query) if ledger is not None else Spend(0.0, ())
         if recorded.unpriced_models:
-            raise BudgetExceeded(unpriced_message(name, cap, scope, recorded.unpriced_models) + " This call was not sent.")
+            raise BudgetExceeded(
+                unpriced_message(name, cap, scope, recorded.unpriced_models) + " This call was not sent.", cap=name
+            )
         spent = recorded.usd + reserved
         if spent >= cap or spent + estimate_usd > cap:
             in_flight = f" (${reserved:.4f} of it held by calls still running)" if reserved else ""
             raise BudgetExceeded(
                 f"{name} is {usd(cap)}; {scope} has spent ${spent:.4f}{in_flight} and this call may cost up to "
-                f"${estimate_usd:.4f}, so it was not sent. To continue, {RAISE_HINT}."
+                f"${estimate_usd:.4f}, so it was not sent. To continue, {RAISE_HINT}.",
+                cap=name,
             )

@@ -6,12 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from mcp_server import checkpoint_cli
+from mcp_server import checkpoint_cli, permission_cli
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.errors import HybridError
 from mcp_server.budget import spend
 from mcp_server.ledger import Ledger, ledger_path
 from mcp_server.pricing import PriceTable, PriceTableError
+from mcp_server.telemetry import cli as telemetry_cli
 from mcp_server.usage import agent_totals
 
 
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--project", help="project directory (default: CLAUDE_PROJECT_DIR or cwd)")
     usage.set_defaults(func=_usage)
     checkpoint_cli.add_subcommands(sub)
+    telemetry_cli.add_subcommands(sub)
+    permission_cli.add_subcommands(sub)
     demo = sub.add_parser(
         "demo", help="run /hybrid:pilot on the bundled example in the real Claude Code CLI, with simulated models (no keys)"
     )

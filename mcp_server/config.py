@@ -8,10 +8,12 @@ repr, log line or error message can print it.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import yaml
 from pydantic import (
@@ -21,6 +23,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -44,6 +47,14 @@ def _http_url() -> TypeAdapter[Any]:
     return TypeAdapter(HttpUrl)
 
 
+def _http_only(value: str, example: str) -> str:
+    try:
+        _http_url().validate_python(value)
+    except ValidationError:
+        raise ValueError(f"must be an http(s) URL, such as {example}") from None
+    return value
+
+
 class GlmSettings(_Strict):
     base_url: str  # a str, not HttpUrl: that would add a trailing slash to ".../v4"
     request_timeout_s: float = Field(gt=0)
@@ -60,11 +71,7 @@ class GlmSettings(_Strict):
     @field_validator("base_url")
     @classmethod
     def _base_url_is_http(cls, value: str) -> str:
-        try:
-            _http_url().validate_python(value)
-        except ValidationError:
-            raise ValueError("must be an http(s) URL, such as https://api.z.ai/api/paas/v4") from None
-        return value
+        return _http_only(value, "https://api.z.ai/api/paas/v4")
 
 
 class ModelRouting(_Strict):
@@ -109,6 +116,16 @@ class TestSettings(_Strict):
 
     timeout_s: float = Field(gt=0)
     failure_tail_chars: int = Field(ge=200)
+    # Test commands the GLM tools may run, beside the Claude Code permission rules: the syntax of
+    # a Bash(...) rule's inside (exact, `prefix:*`, or `*` wildcards).
+    commands: list[str] = Field(default_factory=list)
+
+    @field_validator("commands")
+    @classmethod
+    def _commands_are_commands(cls, value: list[str]) -> list[str]:
+        if any(not command.strip() for command in value):
+            raise ValueError("every entry must be a command, such as `python -m pytest -q` or `npm test *`")
+        return [command.strip() for command in value]
 
 
 class BudgetSettings(_Strict):
@@ -159,6 +176,79 @@ class MonitorSettings(_Strict):
         return self
 
 
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_BASELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
+_PAIR_NAMES = {
+    "headers": (_HEADER_NAME, "is not a valid HTTP header name"),
+    "resource_attributes": (_LABEL_NAME, "must be letters, digits, '_' and '.'"),
+}
+
+
+def key_value_list(value: Any, what: str) -> Any:
+    """``k1=v1,k2=v2`` (the OTEL_EXPORTER_OTLP_HEADERS format; values may be %-encoded) as a
+    dict; anything else is returned as it is. Errors name the key, never the value."""
+    if not isinstance(value, str):
+        return value
+    pairs = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{what} must be key=value pairs separated by commas")
+        pairs[key.strip()] = unquote(raw.strip())
+    return pairs
+
+
+class TelemetrySettings(_Strict):
+    """The ledger as OpenTelemetry metrics (docs/telemetry.md). Off while ``endpoint`` is unset."""
+
+    endpoint: str | None = None
+    protocol: Literal["otlp-http", "prometheus-remote-write"] = "otlp-http"
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # may hold a token: never printed
+    resource_attributes: dict[str, str] = Field(default_factory=dict)
+    interval_s: float = Field(default=60, ge=1)
+    timeout_s: float = Field(default=5, gt=0, le=60)
+    settle_s: float = Field(default=120, ge=0)
+    # baseline name -> phase -> Claude model, over monitor.baseline; {} is monitor.baseline itself
+    baselines: dict[str, dict[BaselineKey, str]] = Field(default_factory=dict)
+
+    @field_validator("endpoint", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_http(cls, value: str | None) -> str | None:
+        return None if value is None else _http_only(value, "http://collector:4318")
+
+    @field_validator("headers", "resource_attributes", mode="before")
+    @classmethod
+    def _named_pairs(cls, value: Any, info: ValidationInfo) -> Any:
+        value = key_value_list(value, info.field_name)
+        pattern, problem = _PAIR_NAMES[info.field_name]
+        if isinstance(value, dict):
+            for name in value:
+                if not isinstance(name, str) or not pattern.match(name):
+                    raise ValueError(f"{info.field_name}: name {str(name)[:40]!r} {problem}")
+        return value
+
+    @field_validator("baselines")
+    @classmethod
+    def _baseline_names(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for name, mapping in value.items():
+            if not _BASELINE_NAME.match(name):
+                raise ValueError(f"baseline name {name[:40]!r} must be lower-case letters, digits, '-', '_' or '.'")
+            for key, model in mapping.items():
+                if not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model):
+                    raise ValueError(f"{name}.{key} must be one model id, e.g. claude-sonnet-5-5")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.endpoint is not None
+
+
 class Settings(_Strict):
     glm: GlmSettings
     models: ModelRouting
@@ -171,6 +261,7 @@ class Settings(_Strict):
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # hybrid-monitor's thresholds and baseline; shipped in data/thresholds.yaml.
     monitor: MonitorSettings = Field(default_factory=lambda: MonitorSettings.model_validate({}))
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     # Filled from the environment only, never from a file.
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     project_root: Path = Field(default=Path("."), exclude=True)
@@ -187,11 +278,21 @@ ENV_SETTINGS = {
     "HYBRID_GLM_MAX_CONCURRENCY": "glm.max_concurrency_per_model",
     "HYBRID_BUDGET_PER_STORY_USD": "budget.per_story_usd",
     "HYBRID_BUDGET_PER_RUN_USD": "budget.per_run_usd",
+    "HYBRID_TELEMETRY_ENDPOINT": "telemetry.endpoint",
+    "HYBRID_TELEMETRY_HEADERS": "telemetry.headers",
+    "HYBRID_TELEMETRY_RESOURCE_ATTRIBUTES": "telemetry.resource_attributes",
 }
 # Plugin options (userConfig, passed by .mcp.json) sit between the shipped defaults and the
 # project file: an option always arrives, filled with its default, so it must not override
 # what a project's .claude/hybrid.yaml says.
-PLUGIN_OPTION_SETTINGS = {"HYBRID_OPTION_GLM_BASE_URL": "glm.base_url"}
+PLUGIN_OPTION_SETTINGS = {
+    "HYBRID_OPTION_GLM_BASE_URL": "glm.base_url",
+    "HYBRID_OPTION_TELEMETRY_ENDPOINT": "telemetry.endpoint",
+    "HYBRID_OPTION_TELEMETRY_HEADERS": "telemetry.headers",
+    "HYBRID_OPTION_TELEMETRY_RESOURCE_ATTRIBUTES": "telemetry.resource_attributes",
+}
+# Settings given as ``k=v,k=v`` in one variable: read as mappings, so that they merge key by key.
+KEY_VALUE_SETTINGS = {"telemetry.headers", "telemetry.resource_attributes"}
 
 PROJECT_CONFIG = Path(".claude") / "hybrid.yaml"
 
@@ -224,6 +325,12 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     tree[leaf] = value
 
 
+def _get_dotted(tree: dict[str, Any], dotted: str) -> dict[str, Any]:
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree if isinstance(tree, dict) else {}
+
+
 def _read_project_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
@@ -241,13 +348,21 @@ def _read_project_yaml(path: Path) -> dict[str, Any]:
 def _apply_environment(tree: dict[str, Any], env: dict[str, str], mapping: dict[str, str]) -> None:
     for variable, dotted in mapping.items():
         value = env.get(variable, "").strip()
-        if value:  # an unset plugin option arrives as "": it means "not set"
-            # YAML scalars so that "true", "3" and "null" mean what they say.
+        if not value:  # an unset plugin option arrives as "": it means "not set"
+            continue
+        if dotted in KEY_VALUE_SETTINGS:
             try:
-                parsed = yaml.safe_load(value)
-            except yaml.YAMLError:
-                parsed = value
-            _set_dotted(tree, dotted, parsed)
+                pairs = key_value_list(value, variable)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+            _set_dotted(tree, dotted, _deep_merge(_get_dotted(tree, dotted), pairs))
+            continue
+        # YAML scalars so that "true", "3" and "null" mean what they say.
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        _set_dotted(tree, dotted, parsed)
 
 
 def load_settings(root: Path | None = None, environ: dict[str, str] | None = None) -> Settings:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 STAMP = ".hybrid-stamp"
+TELEMETRY_SWITCHES = ("HYBRID_OPTION_TELEMETRY_ENDPOINT", "HYBRID_TELEMETRY_ENDPOINT")
 FAILURE = "bootstrap.error"  # the builder's one-line reason, read by the waiting launcher
 MIN_PYTHON = (3, 11)
 
@@ -36,16 +37,25 @@ def plugin_data_dir(root: Path) -> Path:
     return root / ".hybrid-data"
 
 
+def _wants_telemetry() -> bool:
+    """The plugin option (or the variable) that turns telemetry on also brings its extra in."""
+    return any(os.environ.get(name, "").strip() for name in TELEMETRY_SWITCHES)
+
+
 def _requirements(root: Path) -> list[str]:
     import tomllib  # 3.11+, checked before we get here
 
     with open(root / "pyproject.toml", "rb") as handle:
-        return list(tomllib.load(handle)["project"]["dependencies"])
+        project = tomllib.load(handle)["project"]
+    extra = project["optional-dependencies"]["otel"] if _wants_telemetry() else []
+    return [*project["dependencies"], *extra]
 
 
 def _stamp(root: Path) -> str:
     digest = hashlib.sha256((root / "pyproject.toml").read_bytes())
     digest.update(sys.version.encode())
+    if _wants_telemetry():
+        digest.update(b"+otel")
     return digest.hexdigest()
 
 

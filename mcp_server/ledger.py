@@ -7,6 +7,8 @@ Token convention for every provider: ``prompt_tokens`` is all input, cache reads
 Rows from the hooks (provider ``anthropic``, read from Claude Code's transcripts) leave
 ``cost_usd`` NULL on purpose: reports and budget checks re-price every row from its tokens
 with the current price table, so a corrected price applies to past usage too.
+``budget_refusal`` has one row per call a budget cap stopped (``cap`` is the setting,
+``source`` "server" for a GLM request, "hook" for a blocked tool call): no model was called.
 The hooks also keep two small tables here: ``transcript_cursor`` (how far each transcript has
 been read, and the attribution decided for it) and ``agent_phase`` (the phase an agent, or a
 session's main loop, marked ``running`` through the checkpoint tool). ``reservation`` holds the
@@ -69,6 +71,14 @@ CREATE TABLE IF NOT EXISTS transcript_cursor (
     agent_id TEXT,
     session_id TEXT,
     attribution TEXT
+);
+CREATE TABLE IF NOT EXISTS budget_refusal (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    cap TEXT NOT NULL,
+    story TEXT,
+    source TEXT NOT NULL,
+    session_id TEXT
 );
 CREATE TABLE IF NOT EXISTS agent_phase (
     key TEXT PRIMARY KEY,
@@ -387,6 +397,29 @@ class Ledger:
         """The earliest ``ts`` recorded for a Claude Code session, or None."""
         rows = self.fetchall("SELECT MIN(ts) FROM usage WHERE session_id = ?", (session_id,))
         return rows[0][0] if rows else None
+
+    def record_refusal(self, *, cap: str, story: str | None, source: str, session_id: str | None = None) -> None:
+        self._connection().execute(
+            "INSERT INTO budget_refusal (ts, cap, story, source, session_id) VALUES (?, ?, ?, ?, ?)",
+            (utc_now(), cap, story, source, session_id),
+        )
+
+    def last_id(self, table: str) -> int:
+        """The largest row id of ``table`` ("usage" or "budget_refusal"), 0 when empty."""
+        if table not in ("usage", "budget_refusal"):
+            raise ValueError(f"no such ledger table: {table}")
+        return int(self._connection().execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0])
+
+    def rows_after(self, table: str, after_id: int, upto_id: int, limit: int) -> list[dict[str, object]]:
+        """Raw rows of ``table`` with ``after_id < id <= upto_id``, oldest first, every column
+        the file has (so columns added later, such as a run id, come along)."""
+        if table not in ("usage", "budget_refusal"):
+            raise ValueError(f"no such ledger table: {table}")
+        cursor = self._connection().execute(
+            f"SELECT * FROM {table} WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (after_id, upto_id, limit)
+        )
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def rows(self, *, story: str | None = None) -> list[UsageRow]:
         where, params = ("WHERE story = ?", [story]) if story is not None else ("", [])

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, AsyncIterator
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
@@ -72,13 +73,30 @@ class Runtime:
             await client.aclose()
 
 
+def _start_telemetry():
+    """The ledger's metrics pusher (mcp_server/telemetry), only when `telemetry:` is configured."""
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        log.warning("telemetry not started: %s", error)  # the tools report the same error when called
+        return None
+    if not settings.telemetry.enabled:
+        return None
+    from mcp_server.telemetry.push import start_background
+
+    return start_background(settings)
+
+
 @asynccontextmanager
 async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
     runtime = Runtime()
+    telemetry = _start_telemetry()
     try:
         yield runtime
     finally:
         await runtime.close()
+        if telemetry is not None:  # the last push, bounded by telemetry.timeout_s
+            await anyio.to_thread.run_sync(telemetry.stop)
 
 
 app = MCPServer("glm", instructions=INSTRUCTIONS, lifespan=lifespan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from contextlib import asynccontextmanager, contextmanager
@@ -40,9 +41,21 @@ def make_project(root: Path) -> Path:
     return root
 
 
+def allow_commands(project: Path, *commands: str, deny: tuple[str, ...] = ()) -> Path:
+    """The project's .claude/settings.json with these Bash allow rules, as a user writes it."""
+    path = project / ".claude" / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rules = {"allow": [f"Bash({command})" for command in commands], "deny": list(deny)}
+    path.write_text(json.dumps({"permissions": rules}, indent=2))
+    return path
+
+
 def server_env(project: Path, base_url: str, **extra: str) -> dict[str, str]:
     env = {
         "CLAUDE_PROJECT_DIR": str(project),
+        # Only the project's own permission rules: never the machine's managed or user settings.
+        "HOME": str(project.parent / "home"),
+        "HYBRID_MANAGED_SETTINGS": str(project.parent / "managed-settings.json"),
         "ZAI_API_KEY": TEST_KEY,
         "HYBRID_GLM_BASE_URL": base_url,
         "HYBRID_GLM_DEADLINE_S": "8",

@@ -71,6 +71,12 @@ def test_story_cap_blocks_with_cap_spend_and_how_to_raise(session):
     # an Agent call for the story is held back too, by its prompt prefix
     assert guard(session, agent_call(session, "[story 01.2 P4] refactor")).returncode == 2
     assert session.log == ""
+    ledger = session.ledger()
+    try:  # each block is in the ledger, for the telemetry
+        assert [(r["cap"], r["story"], r["source"]) for r in ledger.rows_after("budget_refusal", 0, 99, 99)] == [
+            ("budget.per_story_usd", "01.2", "hook")] * 2
+    finally:
+        ledger.close()
 
 
 def test_under_the_cap_passes(session):

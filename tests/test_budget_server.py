@@ -28,18 +28,11 @@ from mcp_server.delegation.summary import as_text
 from mcp_server.ledger import Ledger, UsageRow, ledger_path, utc_now
 from mcp_server.pricing import PriceTable
 from mcp_server.server import Runtime
-from tests.fakes.fake_glm import FakeGlm
 from tests.support import TEST_KEY, ledger_locked
 
 pytestmark = pytest.mark.anyio
 
 REPLY = render_reply([FileWrite("app/x.py", "x = 1\n")])
-
-
-@pytest.fixture
-def fake():
-    with FakeGlm() as server:
-        yield server
 
 
 def configure(project, text: str) -> None:
@@ -178,6 +171,11 @@ async def test_the_estimate_prices_the_prompt_at_its_tier(project, fake):
     with pytest.raises(BudgetExceeded, match="budget.per_story_usd"):
         await delegate(services_for(project, fake), implement())
     assert fake.requests == []
+    # the refusal is in the ledger (for the telemetry), with no usage row
+    with sqlite3.connect(ledger_path(project)) as conn:
+        assert conn.execute("SELECT cap, story, source FROM budget_refusal").fetchall() == [
+            ("budget.per_story_usd", "01.2", "server")]
+        assert conn.execute("SELECT COUNT(*) FROM usage").fetchone() == (0,)
 
 
 async def test_recorded_spend_with_no_price_stops_the_call(project, fake):

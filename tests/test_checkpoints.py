@@ -180,6 +180,13 @@ def test_round_trip_of_a_full_story(project):
     assert loose["story"] == STORY and loose["phases"] == yaml.safe_load(text)["phases"]
 
 
+def test_a_summary_that_ends_in_a_blank_line_is_written_readably(project):
+    write(project, "P1", "done", summary="designed the roles page\n\n")  # libyaml wrote "..." after it
+    assert load_checkpoint(project, STORY).phases["P1"]["summary"] == "designed the roles page\n\n"
+    assert "\n...\n" not in checkpoint_path(project, STORY).read_text()
+    write(project, "P2", "done", 1)  # and the next write reads it
+
+
 def test_the_data_part_comes_first_then_the_history(project):
     set_up(project, "p1")
     lines = checkpoint_path(project, STORY).read_text().splitlines()

@@ -12,9 +12,9 @@ import pytest
 from mcp_server.delegation.protocol import FileWrite, render_reply
 from mcp_server.ledger import ledger_path
 from tests.fakes.fake_glm import Reply
-from tests.support import REPO, TEST_KEY, ledger_locked, mcp_client, server_env, tree_snapshot
+from tests.support import REPO, TEST_KEY, allow_commands, ledger_locked, mcp_client, server_env, tree_snapshot
 from tests.test_budget_server import rows as usage_rows
-from tests.test_tools_stdio import configure, fake  # noqa: F401 (fake is a fixture)
+from tests.test_tools_stdio import configure
 
 pytestmark = pytest.mark.anyio
 
@@ -140,6 +140,7 @@ def launched_by_the_plugin(project, fake):
 @pytest.mark.parametrize("launch", ["bin/hybrid-mcp", "python -m mcp_server"])
 async def test_a_test_command_cannot_read_the_key_from_the_server_process(project, fake, launch):
     fake.reply(REPLY)
+    allow_commands(project, LEAK_PROBE)
     client = launched_by_the_plugin(project, fake) if launch == "bin/hybrid-mcp" else mcp_client(project, fake.base_url)
     async with client as session:
         result = await session.call_tool("implement", {"story": "01.2", "instructions": "x", "test_command": LEAK_PROBE, "max_fix_rounds": 0})

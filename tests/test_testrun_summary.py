@@ -4,11 +4,12 @@ import anyio
 import pytest
 
 from mcp_server.delegation.summary import RESULT_LIMIT, DelegationResult, FileLine, TestLine, TokenLine, as_text, compact, rendered_size
-from mcp_server.delegation.testrun import run_test_command
+from mcp_server.delegation.testrun import TestCommand, prepared, run_test_command
 
 
 def run(command, tmp_path, timeout_s=10):
-    return anyio.run(lambda: run_test_command(tmp_path, command, timeout_s=timeout_s, tail_chars=500))
+    """``command`` as an allowed one runs: shell text when it has shell operators, else arguments."""
+    return anyio.run(lambda: run_test_command(tmp_path, prepared(command), timeout_s=timeout_s, tail_chars=500))
 
 
 def test_passing_and_failing_commands(tmp_path):
@@ -40,7 +41,7 @@ def test_a_cancelled_call_kills_the_whole_process_group(tmp_path):
     async def cancelled_run():
         with anyio.move_on_after(0.5):
             await run_test_command(
-                tmp_path, "sleep 30 & echo $! > bg.pid; sleep 30", timeout_s=60, tail_chars=500
+                tmp_path, prepared("sleep 30 & echo $! > bg.pid; sleep 30"), timeout_s=60, tail_chars=500
             )
 
     anyio.run(cancelled_run)
@@ -49,6 +50,23 @@ def test_a_cancelled_call_kills_the_whole_process_group(tmp_path):
     while _alive(background) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(background)
+
+
+def test_a_plain_command_runs_as_arguments_without_a_shell(tmp_path):
+    command = prepared("printf '%s:' $HOME '*' \"two words\"")
+    assert command.argv == ("printf", "%s:", "$HOME", "*", "two words")
+    assert run(command.text, tmp_path).output_tail == "$HOME:*:two words:"  # nothing expanded
+
+
+def test_leading_assignments_become_the_environment(tmp_path):
+    command = prepared("GREETING=hi printenv GREETING")
+    assert command.env == {"GREETING": "hi"} and command.argv == ("printenv", "GREETING")
+    assert run(command.text, tmp_path).output_tail.strip() == "hi"
+
+
+def test_a_program_that_does_not_exist_is_a_failed_run_not_a_crash(tmp_path):
+    outcome = run("no-such-program-here --x", tmp_path)
+    assert not outcome.passed and outcome.exit_code == 127 and "cannot start no-such-program-here" in outcome.output_tail
 
 
 def test_tail_keeps_the_end(tmp_path):

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from mcp_server.delegation.protocol import FileDelete, FileEdit, FileWrite, render_reply
 from tests.fakes.fake_glm import FakeGlm, Reply
-from tests.support import TEST_KEY, make_project, mcp_client, tree_snapshot
+from tests.support import TEST_KEY, allow_commands, make_project, mcp_client, tree_snapshot
 from tests.test_writes import escaping_paths
 
 pytestmark = pytest.mark.anyio
@@ -23,12 +23,6 @@ TEST_FILE = (
     "def test_ac1_assign():\n    assert assign({}, 'admin')['role'] == 'admin'\n\n\n"
     "def test_ac2_unknown():\n    with pytest.raises(ValueError):\n        assign({}, 'root')\n"
 )
-
-
-@pytest.fixture
-def fake():
-    with FakeGlm() as server:
-        yield server
 
 
 def configure(project, text):
@@ -84,6 +78,7 @@ async def test_write_tests_writes_real_files_and_a_ledger_row(project, fake):
 async def test_implement_fix_loop_repairs_a_failing_test(project, fake):
     (project / "tests").mkdir()
     (project / "tests" / "test_roles.py").write_text(TEST_FILE)
+    allow_commands(project, "python -m pytest *")
     broken = IMPL_OK.replace("raise ValueError(role)", "pass")
     fake.reply(render_reply([FileWrite("app/roles.py", broken)]))
     fake.reply(render_reply([FileEdit("app/roles.py", "        pass\n", "        raise ValueError(role)\n")]))
@@ -105,6 +100,7 @@ async def test_implement_fix_loop_repairs_a_failing_test(project, fake):
 async def test_implement_reports_failure_after_last_fix_round(project, fake):
     (project / "tests").mkdir()
     (project / "tests" / "test_roles.py").write_text(TEST_FILE)
+    allow_commands(project, "python -m pytest:*")
     broken = render_reply([FileWrite("app/roles.py", "def assign(user, role):\n    return user\n")])
     fake.responder = lambda request: __import__("tests.fakes.fake_glm", fromlist=["Reply"]).Reply(broken)
     async with mcp_client(project, fake.base_url) as client:
@@ -321,6 +317,7 @@ async def test_the_repair_request_is_checked_against_the_budget_too(project, fak
 async def test_a_fix_round_may_not_delete_the_tests(project, fake):
     (project / "tests").mkdir()
     (project / "tests" / "test_roles.py").write_text(TEST_FILE)
+    allow_commands(project, "python -m pytest -q tests")
     broken = IMPL_OK.replace("raise ValueError(role)", "pass")
     fake.reply(render_reply([FileWrite("app/roles.py", broken)]))
     fake.reply(render_reply([FileDelete("tests/test_roles.py")]))  # "fixed": no tests, no failures
@@ -352,7 +349,8 @@ async def test_a_deleted_file_is_reported_as_deleted(project, fake):
 async def test_long_command_model_and_many_files_still_fit_the_result(project, fake):
     files = [FileWrite(f"app/generated/module_{i:03d}.py", "value = 1\n") for i in range(80)]
     fake.reply(render_reply(files), model="glm-" + "9" * 5000)
-    command = "exit 1 # " + "padding " * 1000
+    command = "false # " + "padding " * 1000
+    allow_commands(project, "false *")
     configure(project, "limits:\n  test_command_chars: 10000\n")  # over the default, to test the clipping
     async with mcp_client(project, fake.base_url) as client:
         result = await client.call_tool(
@@ -362,7 +360,7 @@ async def test_long_command_model_and_many_files_still_fit_the_result(project, f
     size = len(json.dumps(result.structured_content)) + sum(len(c.text) for c in result.content)
     assert size <= 1500
     data = result.structured_content
-    assert data["model"].startswith("glm-999") and data["tests"]["command"].startswith("exit 1 #")
+    assert data["model"].startswith("glm-999") and data["tests"]["command"].startswith("false #")
     assert len(data["files"]) + data["files_omitted"] == 80
     [row] = ledger_rows(project)
     assert len(row["model"]) == 100  # the endpoint's model id is clipped before it is stored
@@ -370,6 +368,7 @@ async def test_long_command_model_and_many_files_still_fit_the_result(project, f
 
 async def test_a_slow_call_keeps_reporting_progress(project, fake):
     fake.reply(render_reply([FileWrite("app/x.py", "x = 1\n")]), delay_s=1.2)
+    allow_commands(project, "sleep 1.2")
     messages = []
 
     async def on_progress(progress, total, message):

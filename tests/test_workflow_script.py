@@ -41,6 +41,7 @@ def test_review_loop_from_data_and_p4_only_after_an_approval_with_issues(tmp_pat
     second_p3 = [c for c in out["calls"] if c["label"] == "P3 01.3"][1]
     assert "Fix these review issues" in second_p3["prompt"] and "a.py:3 wrong" in second_p3["prompt"]
     assert [c["prompt"] for c in out["calls"] if c["label"] == "P5 01.3"][1].endswith("review round 2 of 2 (the last).")
+    assert not any("Test command" in c["prompt"] for c in out["calls"])  # none was given
     assert result["stories"][0]["review_rounds"] == 2 and result["stories"][0]["refactored"] is True
 
 
@@ -98,6 +99,16 @@ def test_frontend_names_the_ui_stories_p3_developer(tmp_path):
     _, _, out = run(tmp_path, "01.2,01.3 frontend=01.3")
     p3 = {call["label"]: call["agentType"] for call in out["calls"] if call["label"].startswith("P3")}
     assert p3 == {"P3 01.2": "hybrid:backend-dev", "P3 01.3": "hybrid:frontend-dev"}
+
+
+def test_the_checked_test_command_reaches_every_phase_that_runs_the_tests(tmp_path):
+    line = "01.2 max_review_rounds=1"
+    result, labels, out = run(tmp_path, {"line": line, "test_command": "python3 -m unittest"}, **{"P5 01.2": [MINOR]})
+    assert result["stories"][0]["status"] == "done" and "P4 01.2" in labels
+    told = {call["label"][:2] for call in out["calls"] if call["prompt"].endswith("\nTest command: `python3 -m unittest`")}
+    assert told == {"P3", "P4", "P5", "P6"}
+    _, labels, _ = run(tmp_path, {"line": "01.2", "test_command": " "})
+    assert labels == []
 
 
 def test_a_resumed_later_round_sends_p3_to_the_review_in_the_checkpoint(tmp_path):

@@ -15,6 +15,9 @@ export const meta = {
 
 // args: the command line as a string ("01.2,01.3 max_review_rounds=3 phases=P1,P2 frontend=01.3"), or an object:
 //   {stories: ['01.2', ...] or '01.2,01.3', max_review_rounds: 2, phases: ['P1', ...] (only these run),
+//    line: a command line as above, read first (the object's other keys come on top of it),
+//    test_command: 'python3 -m pytest' (the project's test command, checked by `hybrid test-command`:
+//    the user's rules let the GLM tools run it; P3-P6 get it in their prompts),
 //    developer: {'01.4': 'frontend-dev'} (default backend-dev; frontend: '01.4' or ['01.4'] says the same),
 //    resume: {'01.2': {done: ['P1', 'P2'], round: 2}}: the phases the checkpoints show finished
 //    before the story's next step, and the review round to continue from (/hybrid:resume).
@@ -37,7 +40,8 @@ function fromCommandLine(line) {
 }
 
 function readArgs() {
-  const input = typeof args === 'string' ? fromCommandLine(args) : { ...(args || {}) }
+  const { line, ...keys } = typeof args === 'string' ? { line: args } : { ...(args || {}) }
+  const input = line === undefined ? keys : { ...fromCommandLine(line), ...keys }
   const problems = []
   if ((input.flags || []).includes('--no-workflow')) problems.push('--no-workflow: run Skill hybrid:pilot-agents with these arguments instead')
   const stories = commaList(input.stories)
@@ -55,10 +59,12 @@ function readArgs() {
   if (strangers.length) problems.push(`a developer is named for stories not in the run: ${strangers.join(', ')}`)
   const roles = Object.values(developer).filter(d => d !== 'backend-dev' && d !== 'frontend-dev')
   if (roles.length) problems.push(`a P3 developer is backend-dev or frontend-dev, not ${roles.join(', ')}`)
-  return { problems, stories, rounds, only: new Set(phases), resume: input.resume || {}, developer }
+  const testCommand = input.test_command === undefined ? '' : String(input.test_command).trim()
+  if (input.test_command !== undefined && (!testCommand || testCommand.includes('\n'))) problems.push('test_command must be one command line')
+  return { problems, stories, rounds, only: new Set(phases), resume: input.resume || {}, developer, testCommand }
 }
 
-const { problems, stories, rounds: maxRounds, only, resume, developer } = readArgs()
+const { problems, stories, rounds: maxRounds, only, resume, developer, testCommand } = readArgs()
 if (problems.length) {
   log(`pilot: not started: ${problems.join('; ')}`)
   return { error: problems.join('; '), stories: [] }
@@ -128,8 +134,13 @@ function wanted(state, phase) {
   return true
 }
 
+// The phases that run the tests are told the command the user's rules allow, so none of them
+// picks another one that the GLM tools would refuse.
+const TESTED = new Set(['P3', 'P4', 'P5', 'P6'])
+
 async function run(state, phase, role, task, schema = STATUS) {
-  const result = await agent(`[story ${state.story} ${phase}] ${task}`, {
+  const tests = testCommand && TESTED.has(phase) ? `\nTest command: \`${testCommand}\`` : ''
+  const result = await agent(`[story ${state.story} ${phase}] ${task}${tests}`, {
     label: `${phase} ${state.story}`, phase: TITLE[phase], agentType: `hybrid:${role}`, schema,
   })
   if (result == null) stop(state, `${phase} did not finish (the agent failed or was stopped)`)

@@ -27,6 +27,14 @@ def _validator(definition: str | None) -> Any:
     return jsonschema.Draft202012Validator(target)
 
 
+@lru_cache(maxsize=32)
+def _inline_validator(definition_json: str) -> Any:
+    """A validator for a schema of the caller's own, built once per schema (keyed by its JSON)."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(json.loads(definition_json))
+
+
 def schema_problem(instance: Any, definition: str | dict[str, Any] | None = None, prefix: str = "") -> str | None:
     """The most relevant schema violation as 'where: what', or None when the instance is valid.
 
@@ -34,7 +42,10 @@ def schema_problem(instance: Any, definition: str | dict[str, Any] | None = None
     """
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(definition) if isinstance(definition, dict) else _validator(definition)
+    if isinstance(definition, dict):
+        validator = _inline_validator(json.dumps(definition, sort_keys=True))
+    else:
+        validator = _validator(definition)
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is None:
         return None

@@ -109,6 +109,9 @@ def render_checkpoint(data: Mapping[str, Any], history: Sequence[HistoryEntry]) 
     body = yaml.dump(
         _for_yaml(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
     )
+    # libyaml closes a document that holds a text ending in a blank line (a `|+` block) with "...";
+    # the history lines after it would then start a second document, and the file would not read.
+    body = body.removesuffix("\n...\n")
     return "\n".join([body.rstrip("\n"), "", HISTORY_HEADER, *(entry.render() for entry in history)]) + "\n"
 
 

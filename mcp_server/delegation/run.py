@@ -1,7 +1,9 @@
 """One GLM delegation, top to bottom.
 
-context -> GLM (every request checked against the budget first) -> parse (one repair round)
--> confined atomic writes -> test command and fix rounds -> ledger rows -> compact summary.
+the user's permission rules (a test command they do not allow ends the call at once) -> context
+-> GLM (every request checked against the budget first) -> parse (one repair round)
+-> confined atomic writes (none where an Edit deny rule covers a path) -> test command and fix
+rounds -> ledger rows -> compact summary.
 Every step lives in its own module; this one only puts them in order.
 """
 
@@ -11,6 +13,7 @@ import dataclasses
 import logging
 import math
 import os
+import sqlite3
 import time
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -21,7 +24,7 @@ from typing import Awaitable, Callable, Mapping, TypeVar
 import anyio
 import anyio.to_thread
 
-from mcp_server.budget import check_budget
+from mcp_server.budget import BudgetExceeded, check_budget
 from mcp_server.config import ConfigError, Settings
 from mcp_server.delegation import prompts
 from mcp_server.delegation.changes import refuse_test_removal, resolve
@@ -32,10 +35,11 @@ from mcp_server.delegation.inflight import InFlight
 from mcp_server.delegation.limits import check_inputs
 from mcp_server.delegation.protocol import ReplyFormatError, output_contract, parse_reply, repair_request
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
-from mcp_server.delegation.testrun import TestOutcome, run_test_command
+from mcp_server.delegation.testrun import TestCommand, TestOutcome, allowed_test_command, run_test_command
 from mcp_server.delegation.usage_record import record_or_spool
 from mcp_server.delegation.writes import WrittenFile, confine, write_all
 from mcp_server.ledger import Ledger, UsageRow
+from mcp_server.permissions import ProjectPermissions
 from mcp_server.pricing import PriceTable, TokenCounts
 from mcp_server.stories import check_story_id
 
@@ -142,6 +146,18 @@ def estimate_prompt_tokens(messages: list[dict[str, str]], chars_per_token: int)
 RESERVATION_MARGIN_S = 60.0
 
 
+def _record_refusal(path: Path, cap: str, story: str) -> None:
+    """A refused call leaves a trace for the telemetry; losing it must not hide the refusal."""
+    try:
+        ledger = Ledger(path)
+        try:
+            ledger.record_refusal(cap=cap, story=story, source="server")
+        finally:
+            ledger.close()
+    except (sqlite3.Error, OSError) as error:
+        log.error("budget refusal for story %s not recorded in %s: %s", story, path, error)
+
+
 class Delegation:
     def __init__(self, services: Services, request: DelegationRequest, progress: ProgressFn | None):
         self.services = services
@@ -156,6 +172,8 @@ class Delegation:
         self.messages: list[dict[str, str]] = []
         self.step = 0
         self.heartbeat_s = progress_interval_s()
+        self.permissions: ProjectPermissions | None = None
+        self.test_command: TestCommand | None = None
 
     async def _say(self, message: str) -> None:
         self.step += 1
@@ -209,6 +227,11 @@ class Delegation:
 
     def _check_caps(self, estimate_usd: float, ledger: Ledger, reserved_story_usd: float, reserved_run_usd: float) -> None:
         """Runs in a worker thread, inside the reservation's ledger transaction."""
+        self._check_budget(ledger, estimate_usd, reserved_story_usd, reserved_run_usd)
+
+    def _check_budget(
+        self, ledger: Ledger | None, estimate_usd: float, reserved_story_usd: float, reserved_run_usd: float
+    ) -> None:
         check_budget(
             per_story_usd=self.settings.budget.per_story_usd,
             per_run_usd=self.settings.budget.per_run_usd,
@@ -233,18 +256,23 @@ class Delegation:
     async def _call(self) -> Completion:
         """One GLM request: budget room first (BudgetExceeded: nothing is sent), then the call,
         then its ledger row; the room is given back once the row is there."""
-        async with self._budget_room():
-            try:
-                completion = await self._with_heartbeat(
-                    f"still waiting for {self.model}", partial(self.services.glm.chat, self.model, self.messages)
-                )
-            except GlmError as error:
-                if error.attempts >= 1:  # no row for a call that never sent a request (no key, no slot)
-                    status = f"error:{error.code or error.http_status or 'network'}"
-                    await self._record(None, status=status, attempts=error.attempts)
-                raise
-            status = "ok" if completion.usage.reported else "ok:no-usage"
-            await self._record(completion, status=status, attempts=completion.attempts)
+        try:
+            async with self._budget_room():
+                try:
+                    completion = await self._with_heartbeat(
+                        f"still waiting for {self.model}", partial(self.services.glm.chat, self.model, self.messages)
+                    )
+                except GlmError as error:
+                    if error.attempts >= 1:  # no row for a call that never sent a request (no key, no slot)
+                        status = f"error:{error.code or error.http_status or 'network'}"
+                        await self._record(None, status=status, attempts=error.attempts)
+                    raise
+                status = "ok" if completion.usage.reported else "ok:no-usage"
+                await self._record(completion, status=status, attempts=completion.attempts)
+        except BudgetExceeded as refusal:  # only the room's check raises it: nothing was sent
+            if refusal.cap:  # a cap stopped it (not a ledger too busy to check): after its transaction
+                await anyio.to_thread.run_sync(_record_refusal, self.services.ledger_path, refusal.cap, self.request.story)
+            raise
         self.messages.append({"role": "assistant", "content": completion.text})
         return completion
 
@@ -327,8 +355,8 @@ class Delegation:
                 ) from None
 
     async def _test(self) -> TestOutcome:
-        tests, command = self.settings.tests, self.request.test_command
-        shown = clip(command, PROGRESS_TEXT_LIMIT)
+        tests, command = self.settings.tests, self.test_command
+        shown = clip(command.text, PROGRESS_TEXT_LIMIT)
         await self._say(f"running {shown}")
         return await self._with_heartbeat(
             f"still running {shown}",
@@ -345,6 +373,10 @@ class Delegation:
         started = time.monotonic()
         request, settings = self.request, self.settings
         _check_request(request, settings)
+        # Read per call: the user may change their rules between two calls.
+        self.permissions = ProjectPermissions.load(settings.project_root)
+        if request.test_command:
+            self.test_command = allowed_test_command(request.test_command, self.permissions, settings.tests.commands)
         context = gather_context(settings, request.story, request.context_files)
         self.messages = [
             {"role": "system", "content": prompts.system_prompt(request.tool, output_contract())},
@@ -357,7 +389,7 @@ class Delegation:
         ]
         await self._say(f"asking {self.model} ({request.tool}, story {request.story})")
         written: dict[str, WrittenFile] = {}
-        for item in write_all(settings.project_root, await self._next_changes()):
+        for item in write_all(settings.project_root, await self._next_changes(), self.permissions):
             written[item.path] = item
         await self._say(f"wrote {len(written)} file(s)")
 
@@ -371,7 +403,7 @@ class Delegation:
                     {"role": "user", "content": prompts.fix_request(request.test_command, outcome.output_tail)}
                 )
                 try:
-                    fixed = write_all(settings.project_root, await self._next_changes(fixing=True))
+                    fixed = write_all(settings.project_root, await self._next_changes(fixing=True), self.permissions)
                 except DelegationError as error:
                     # Earlier rounds' files are on disk and stay; say why fixing stopped.
                     note = f"fix round {rounds} stopped: {error}"

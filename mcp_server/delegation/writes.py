@@ -3,7 +3,8 @@
 Every path is checked before anything touches the disk: relative, inside the project
 after symlinks are resolved, never under ``.git/``, and (for writes) never under
 ``.claude/``, which holds the product's own state. Those two names are compared without
-case, as a case-insensitive filesystem (macOS, Windows) would open ``.GIT/`` as ``.git/``. One call's files are staged as
+case, as a case-insensitive filesystem (macOS, Windows) would open ``.GIT/`` as ``.git/``. A path
+that one of the user's ``Edit(...)`` deny rules covers is refused the same way. One call's files are staged as
 temp files next to their targets, then renamed into place; if any step fails, the
 files already renamed are put back as they were, so the project sees all or none.
 """
@@ -17,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal, Mapping
 
 from mcp_server.delegation.errors import DelegationError
+from mcp_server.permissions import ProjectPermissions
 
 Purpose = Literal["read", "write"]
 NEVER_TOUCHED = ".git"
@@ -156,12 +158,18 @@ def _restore(item: _Staged) -> None:
     os.replace(name, item.target)
 
 
-def write_all(root: Path, changes: Mapping[str, bytes | None]) -> list[WrittenFile]:
-    """Write (or delete, for ``None``) every file in ``changes``, all or none."""
+def write_all(
+    root: Path, changes: Mapping[str, bytes | None], permissions: ProjectPermissions | None = None
+) -> list[WrittenFile]:
+    """Write (or delete, for ``None``) every file in ``changes``, all or none. With
+    ``permissions``, a path an Edit deny rule covers is refused like a path out of the project."""
     root = Path(root).resolve()
     staged: list[_Staged] = []
     for relative, content in changes.items():
         target = confine(root, relative, purpose="write")
+        refusal = permissions.edit_refusal(relative, target) if permissions else None
+        if refusal:
+            raise _refuse(relative, refusal)
         if target.is_dir():
             raise _refuse(relative, "it is a directory")
         exists = target.is_file()

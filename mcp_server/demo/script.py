@@ -23,7 +23,8 @@ from mcp_server.usage.transcripts import parse_prefix
 TOOL = "mcp__plugin_hybrid_glm__"
 COMMAND = re.compile(r"<command-name>/hybrid:(?P<name>pilot|resume|pilot-agents)</command-name>")
 COMMAND_ARGS = re.compile(r"<command-args>(?P<args>.*?)</command-args>", re.DOTALL)
-HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" (?:report|resume-args)')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
+HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" (?:report|resume-args|test-command)')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
+CHECKED_COMMAND = re.compile(r"^test command: (?P<command>.+?) \(from ", re.MULTILINE)
 WORKING_DIRECTORY = re.compile(r"Primary working directory: (?P<path>[^\n\\]+)")
 WORKFLOW_DONE = re.compile(r"<task-notification>|background-task event", re.IGNORECASE)
 COVERAGE_TOTAL = re.compile(r"^TOTAL\s+\d+\s+\d+\s+(\d+(?:\.\d+)?)%", re.MULTILINE)
@@ -402,13 +403,15 @@ def _next_steps(table: str, stories: list[str]) -> dict[str, str]:
     return steps
 
 
-def _launch(story: str, step: str, rounds_done: int, max_rounds: int) -> tuple[str, dict[str, Any]]:
+def _launch(story: str, step: str, rounds_done: int, max_rounds: int, test_command: str) -> tuple[str, dict[str, Any]]:
     found = NEXT_STEP.match(step)
     assert found, step
     phase, agent = found.group("phase"), found.group("agent")
     task = TASKS[phase].format(story=story, round=rounds_done + 1, rounds=max_rounds)
     if phase == "P3" and found.group("iteration"):
         task += " Fix the issues of the latest review (they are in the checkpoint)."
+    if phase in ("P3", "P4", "P5", "P6"):
+        task += f"\nTest command: `{test_command}`"
     prompt = f"[story {story} {phase}] {task}"
     return "Agent", {"description": f"{phase} {story}", "prompt": prompt, "subagent_type": f"hybrid:{agent}", "run_in_background": False}
 
@@ -421,12 +424,31 @@ def _hybrid_cli(talk: Conversation) -> str:
     return hybrid.group(1) if hybrid else "hybrid"
 
 
+def _is_check(name: str, arguments: dict[str, Any]) -> bool:
+    return name == "Bash" and " test-command" in str(arguments.get("command", ""))
+
+
+def _test_command_check(talk: Conversation) -> Turn | str:
+    """As the pilot's commands say, once before any phase: `hybrid test-command`. The command it
+    found when it passed; otherwise the turn to take: run it, or stop with its line."""
+    ran = next((result for name, arguments, result in talk.calls if _is_check(name, arguments)), None)
+    if ran is None:
+        command = f'"{_hybrid_cli(talk)}" test-command'
+        return _call("Bash", command=command, description="The project's test command and the rule that allows it")
+    found = CHECKED_COMMAND.search(ran)
+    if found:
+        return found.group("command")
+    lines = [line for line in ran.splitlines() if line.startswith("hybrid:")] or ran.strip().splitlines()[-1:]
+    return Turn(text=lines[0] if lines else "The test command check failed.")
+
+
 def _report(talk: Conversation, stories: list[str]) -> Turn:
     command = f'"{_hybrid_cli(talk)}" report --stories {",".join(stories)}'
     return _call("Bash", command=command, description="Cost and quality report")
 
 
-def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str, stories: list[str]) -> Turn:
+def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str, arguments: str) -> Turn:
+    stories = _stories(arguments)
     last = talk.calls[-1][0] if talk.calls else None
     resuming = command == "resume" and not any(name == "Workflow" for name, _, _ in talk.calls)
     if resuming and last is None:  # as /hybrid:resume says: the workflow's arguments from bin/hybrid
@@ -437,6 +459,11 @@ def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str,
         args = json.loads(output[output.index("{"):output.rindex("}") + 1])
         args["max_review_rounds"] = scenario.max_review_rounds
         return _call("Workflow", name="hybrid:pilot", args=args)
+    if command == "pilot" and not any(name == "Workflow" for name, _, _ in talk.calls):
+        checked = _test_command_check(talk)
+        if isinstance(checked, Turn):
+            return checked
+        return _call("Workflow", name="hybrid:pilot", args={"line": arguments, "test_command": checked})
     if last == "Bash":
         report = talk.calls[-1][2].strip().splitlines()
         return Turn(text="Pilot finished (simulated models).\n" + "\n".join(report[:12]))
@@ -444,9 +471,7 @@ def _workflow_orchestrator(talk: Conversation, scenario: Scenario, command: str,
         return _report(talk, stories)
     if WORKFLOW_DONE.search(talk.last_user):
         return _call("Skill", skill="hybrid:report", args=",".join(stories))
-    if last == "Workflow":
-        return Turn(text="The pilot workflow is running; its result arrives as a notification.")
-    return _call("Workflow", name="hybrid:pilot", args={"stories": stories, "max_review_rounds": scenario.max_review_rounds})
+    return Turn(text="The pilot workflow is running; its result arrives as a notification.")
 
 
 def _orchestrator(talk: Conversation, scenario: Scenario, command: str, arguments: str) -> Turn:
@@ -454,9 +479,12 @@ def _orchestrator(talk: Conversation, scenario: Scenario, command: str, argument
     if "--no-workflow" in arguments and not talk.calls:  # the pilot workflow's own command says so
         return _call("Skill", skill="hybrid:pilot-agents", args=arguments)
     if "--no-workflow" not in arguments and command != "pilot-agents":
-        return _workflow_orchestrator(talk, scenario, command, stories)
+        return _workflow_orchestrator(talk, scenario, command, arguments)
+    checked = _test_command_check(talk)  # pilot-agents' step 0
+    if isinstance(checked, Turn):
+        return checked
     last = talk.calls[-1][0] if talk.calls else None
-    if last in (None, "Skill", "Agent", f"{TOOL}checkpoint_write"):
+    if last in (None, "Skill", "Agent", f"{TOOL}checkpoint_write") or _is_check(*talk.calls[-1][:2]):
         return _call(f"{TOOL}checkpoint_list", stories=",".join(stories))
     if last == "Bash":
         report = talk.calls[-1][2].strip().splitlines()
@@ -471,7 +499,7 @@ def _orchestrator(talk: Conversation, scenario: Scenario, command: str, argument
         story = exhausted[0]
         return _write(story, "P5", "failed", "code-reviewer", summary=f"review rounds exhausted ({scenario.max_review_rounds})")
     launches = tuple(
-        _launch(s, step, reviews.get(s, 0), scenario.max_review_rounds) for s, step in steps.items() if NEXT_STEP.match(step)
+        _launch(s, step, reviews.get(s, 0), scenario.max_review_rounds, checked) for s, step in steps.items() if NEXT_STEP.match(step)
     )
     if launches:
         return Turn(text="Launching the next phase for each story.", tool_calls=launches)

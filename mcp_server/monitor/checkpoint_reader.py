@@ -126,10 +126,8 @@ class CheckpointCache:
 def _fingerprint() -> str:
     """What a cached read depends on: the schema, the checkpoint code, the cache's own format."""
     digest = hashlib.sha256(CACHE_FORMAT.encode())
-    for source in (
-        resources.files("mcp_server.data").joinpath("checkpoint.schema.json"),
-        Path(checkpoint_module.__file__),
-    ):
+    package = Path(checkpoint_module.__file__).parent  # every module of the checkpoints package
+    for source in (resources.files("mcp_server.data").joinpath("checkpoint.schema.json"), *sorted(package.glob("*.py"))):
         try:
             digest.update(source.read_bytes())
         except OSError:

@@ -89,6 +89,11 @@ def _message(setting: str, cap: float, scope: str, spent: SpendSplit, variable: 
     )
 
 
+def _refused(ledger: Ledger, payload: Mapping, cap: str, story: str | None) -> None:
+    session = payload.get("session_id")
+    ledger.record_refusal(cap=cap, story=story, source="hook", session_id=session if isinstance(session, str) else None)
+
+
 def check(payload: Mapping, environ: Mapping[str, str]) -> str | None:
     """The reason to block this call, or None to let it through."""
     cwd = payload.get("cwd")
@@ -104,12 +109,14 @@ def check(payload: Mapping, environ: Mapping[str, str]) -> str | None:
         if per_story is not None and story:
             spent = split_spend(ledger, prices, story=story)
             if spent.total >= per_story or spent.unpriced:
+                _refused(ledger, payload, "budget.per_story_usd", story)
                 return _message("per_story_usd", per_story, f"story {story}", spent, "HYBRID_BUDGET_PER_STORY_USD")
         if per_run is not None:
             since = run_started_at(ledger, payload)
             if since:
                 spent = split_spend(ledger, prices, since=since)
                 if spent.total >= per_run or spent.unpriced:
+                    _refused(ledger, payload, "budget.per_run_usd", story)
                     scope = f"this run (since {since[:19].replace('T', ' ')} UTC)"
                     return _message("per_run_usd", per_run, scope, spent, "HYBRID_BUDGET_PER_RUN_USD")
     finally:

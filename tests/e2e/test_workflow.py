@@ -3,10 +3,14 @@
 Three stories pipelined with no barrier; 01.3's first review asks for changes, 01.4's approval
 lists a minor issue (so only 01.4 gets a P4 refactor). Then a run killed after P3 is resumed
 from its checkpoints and finishes without redoing what was done.
+
+The example project allows its test command as a user would, with a rule in its
+.claude/settings.json; without that rule the pilot stops before any phase, with one line.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -54,10 +58,20 @@ def pipelined(claude, tmp_path_factory):
     return project, reported_usage(anthropic), [label for label in (s.label for s in anthropic.served)]
 
 
+def test_the_example_allows_its_test_command_in_its_project_settings_as_a_user_would(pipelined):
+    project, _, _ = pipelined
+    settings = json.loads((project / ".claude" / "settings.json").read_text())
+    assert settings == {"permissions": {"allow": ["Bash(python3 -m unittest *)"]}}
+    # P3's implement ran the story's tests under that rule, and they passed.
+    for story in STORIES:
+        assert "tests passed" in checkpoint(project, story)["phases"]["P3"]["summary"]
+
+
 def test_the_slash_command_ran_the_workflow_and_then_the_report(pipelined):
     project, reported, labels = pipelined
-    # The orchestrator made a handful of calls: launch the workflow, wait, run the report.
-    assert labels.count("orchestrator") <= 5
+    # The orchestrator made a handful of calls: check the test command, launch the workflow,
+    # wait, run the report.
+    assert labels.count("orchestrator") <= 6
     assert {label.split()[0] for label in labels if label != "orchestrator"} == set(STORIES)
 
 
@@ -166,6 +180,24 @@ def test_a_story_whose_last_review_round_asks_for_changes_stops_failed(claude, t
         labels = [s.label for s in anthropic.served]
     assert run.returncode == 0, run.stderr[-2000:]
     data = checkpoint(project, "01.3")
-    assert data["phases"]["P5"]["status"] == "failed" and data["phases"]["P6"]["status"] == "pending"
+    phases = {phase: (value["status"], value["summary"]) for phase, value in data["phases"].items()}
+    assert data["phases"]["P5"]["status"] == "failed" and data["phases"]["P6"]["status"] == "pending", (phases, run.result.get("result"))
     assert history(project, "01.3")[-1] == "P5 ✗"
     assert not [label for label in labels if label.split()[-1] in ("P4", "P6", "P7")]
+
+
+def test_without_a_rule_for_the_test_command_the_pilot_stops_before_any_phase(claude, tmp_path):
+    project = prepare_project(tmp_path / "no-rule")
+    (project / ".claude" / "settings.json").unlink()
+    (tmp_path / "home").mkdir()
+    with fake_claude(Scenario()) as anthropic, FakeGlm(responder=CannedGlm(replies_dir())) as glm:
+        run = run_session(claude, project, "/hybrid:pilot 01.2",
+                          session_env(tmp_path / "home", anthropic.base_url, glm.base_url), timeout_s=300)
+        labels = [s.label for s in anthropic.served]
+        asked_glm = len(glm.requests)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.result["result"] == (
+        'hybrid: the GLM tools may not run the test command "python3 -m unittest" yet: add '
+        '"Bash(python3 -m unittest *)" to permissions.allow in .claude/settings.json, then run the pilot again')
+    assert labels == ["orchestrator", "orchestrator"] and asked_glm == 0  # the check, then the line
+    assert not (project / ".claude" / "checkpoints").exists()

@@ -22,15 +22,14 @@ spool (mcp_server/ledger_spool.py) and is merged, once, when the ledger can be w
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 from mcp_server import ledger_spool
-from mcp_server.ledger_faults import LedgerError, describe, is_corruption, move_aside, timeout_s
+from mcp_server.ledger_connection import LedgerConnection
+from mcp_server.ledger_faults import LedgerError  # noqa: F401 (re-exported)
 
 LEDGER_RELATIVE = Path(".claude") / "hybrid" / "usage.db"
 
@@ -191,106 +190,19 @@ def ledger_path(project_root: Path) -> Path:
     return Path(project_root) / LEDGER_RELATIVE
 
 
-class Ledger:
+class Ledger(LedgerConnection):
     """One connection per instance; safe to share across asyncio tasks of one thread.
+    The connection, its faults and the spool's merge: mcp_server/ledger_connection.py."""
 
-    ``notices`` collects the lines the user must see (a corrupt ledger moved aside, spooled
-    rows merged); the command or tool that opened the ledger shows them.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        self.timeout_s = timeout_s()
-        self.notices: list[str] = []
-
-    def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                try:
-                    self._conn = self._open()
-                except sqlite3.DatabaseError as error:
-                    if not is_corruption(error):
-                        raise
-                    self._notice(move_aside(self.path, error))
-                    self._conn = self._open()
-            except (sqlite3.Error, OSError) as error:
-                raise describe(self.path, error, self.timeout_s) from None
-            if ledger_spool.pending(self.path):
-                try:
-                    merged = ledger_spool.drain(self.path, self._merge_spooled)
-                except (sqlite3.Error, OSError):
-                    merged = 0  # still unwritable: the rows stay spooled for the next open
-                if merged:
-                    self._notice(f"{merged} spooled usage row(s) merged into {self.path}")
-        return self._conn
-
-    def _notice(self, line: str) -> None:
-        """Kept for the command or tool to show, and logged (the MCP server's log, a hook's log)."""
-        import logging  # only when there is something to say: the hooks start without it
-
-        self.notices.append(line)
-        logger = logging.getLogger("hybrid.ledger")
-        if logger.hasHandlers():  # the server's log; a command prints its notices itself
-            logger.warning("%s", line)
-
-    def _error(self, error: sqlite3.Error) -> LedgerError:
-        """A corrupt file found mid-use is moved aside too: the next open starts a new ledger."""
-        if is_corruption(error) and not isinstance(error, LedgerError):
-            self.close()
-            try:
-                self._notice(move_aside(self.path, error))
-                return LedgerError(self.notices[-1])
-            except OSError:
-                pass
-        return describe(self.path, error, self.timeout_s)
-
-    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
-        """Any statement; an SQLite error comes out as a LedgerError naming the file."""
-        conn = self._connection()
-        try:
-            return conn.execute(sql, params)
-        except sqlite3.Error as error:
-            raise self._error(error) from None
-
-    def fetchall(self, sql: str, params=()) -> list:
-        cursor = self.execute(sql, params)
-        try:
-            return cursor.fetchall()
-        except sqlite3.Error as error:
-            raise self._error(error) from None
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    SCHEMA = _SCHEMA
 
     def _merge_spooled(self, spooled: list[dict]) -> None:
-        conn = self._conn
-        assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             for values in spooled:
                 row = {name: values.get(name) for name in _COLUMNS}
                 row["dedup_key"] = row["dedup_key"] or ledger_spool.spool_key()
                 row["ts"] = row["ts"] or utc_now()
-                conn.execute(_UPSERT, row)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+                self.execute(_UPSERT, row)
 
     def record(self, row: UsageRow) -> int:
         values = asdict(row)
@@ -336,18 +248,6 @@ class Ledger:
             f" FROM usage {where} GROUP BY provider, model, bucket ORDER BY provider, model, bucket",
             params,
         )
-
-    @contextmanager
-    def transaction(self):
-        """One write transaction (BEGIN IMMEDIATE): a hook run commits all its rows at once."""
-        self.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            if self._conn is not None and self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
-        self.execute("COMMIT")
 
     def get_cursor(self, path: str) -> TranscriptCursor | None:
         rows = self.fetchall(

@@ -4,11 +4,13 @@ A throwaway project: 1,000 finished stories (checkpoints with QA, reviews, a Cob
 each), run four at a time, and a ledger of 1,000,000 rows shaped like the pipeline's (per phase
 the role's Claude model plus GLM for P2, P3, P4 and P7; 5% unattributed orchestration; some
 Haiku and GLM prompts over 100,000 tokens). Then ``hybrid-monitor --action all`` runs as a user
-runs it, in a fresh process, interpreter start and imports included. Goal: <= 5 s.
+runs it, in a fresh process, interpreter start and imports included. Goals: cold <= 2 s, warm
+<= 1 s (on the 2-CPU development VM).
 
-Cold: no checkpoint cache (every checkpoint parsed and schema-checked, as on a first report);
-warm: the cache of .claude/hybrid/monitor-cache.json, as on a report after a report. Prints the
-warm timing, the dashboard's size in bytes, and the cold figure last (medians of ROUNDS).
+Cold: no .claude/hybrid/monitor-cache.json (every checkpoint parsed and schema-checked, the
+ledger's million rows summed, as on a first report); warm: that cache as the last report left
+it, nothing changed since (no checkpoint, no usage row), as on a report after a report. Prints
+the warm timing, the dashboard's size in bytes, and the cold figure last (medians of ROUNDS).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ ROWS = 1_000_000
 STORIES = 1_000
 PARALLEL = 4
 ROUNDS = 3
-GOAL_S = 5.0
+GOAL_S = 2.0  # cold
+WARM_GOAL_S = 1.0
 START = datetime(2026, 9, 1, 8, 0, tzinfo=timezone.utc)
 PHASE_MINUTES = {"P1": 8, "P2": 12, "P3": 15, "P4": 6, "P5": 10, "P6": 8, "P7": 5}
 # (provider, model) per phase: the role's Claude model, and GLM where the role delegates
@@ -147,7 +150,7 @@ def main() -> int:
         timed([*base, "--output", f"{Path(tmp) / 'warm-up'}/", "--no-cache"], REPO)  # the OS file cache, not ours
 
         def cold() -> float:
-            cache.unlink(missing_ok=True)  # every checkpoint parsed and schema-checked
+            cache.unlink(missing_ok=True)  # every checkpoint parsed and checked, the ledger summed
             return timed([*base, "--output", f"{out}/"], REPO)
 
         cold_times = [cold() for _ in range(ROUNDS)]
@@ -156,10 +159,10 @@ def main() -> int:
         report_lines = len((out / "hybrid-report.md").read_text().splitlines())
     cold_s, warm_s = statistics.median(cold_times), statistics.median(warm_times)
     print(f"Markdown report: {report_lines:,} lines; fresh process each run, median of {ROUNDS}")
-    print(f"with the checkpoint cache warm (no checkpoint changed since the last report): {warm_s:.2f} s")
+    print(f"with the cache warm (nothing changed since the last report): {warm_s:.2f} s (goal <= {WARM_GOAL_S:g} s)")
     print(f"dashboard at {STORIES:,} stories: {size:,} bytes")
     print(f"report over {ROWS:,} rows and {STORIES:,} stories (Markdown + dashboard, cold): {cold_s:.2f} s (goal <= {GOAL_S:g} s)")
-    return 0 if cold_s <= GOAL_S else 1
+    return 0 if cold_s <= GOAL_S and warm_s <= WARM_GOAL_S else 1
 
 
 if __name__ == "__main__":

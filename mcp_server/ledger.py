@@ -11,8 +11,11 @@ with the current price table, so a corrected price applies to past usage too.
 ``source`` "server" for a GLM request, "hook" for a blocked tool call): no model was called.
 The hooks also keep two small tables here: ``transcript_cursor`` (how far each transcript has
 been read, and the attribution decided for it) and ``agent_phase`` (the phase an agent, or a
-session's main loop, marked ``running`` through the checkpoint tool). ``reservation`` holds the
-budget room of GLM requests in flight, so every MCP server process on the project sees it.
+session's main loop, marked ``running`` through the checkpoint tool). ``usage_version`` is kept
+by triggers: a number that every change of a usage row raises, so a report can tell that the
+ledger has not changed since it last summed it.
+``reservation`` holds the budget room of GLM requests in flight, so every MCP server process on
+the project sees it; ``agent_report`` the agent totals the main transcripts report.
 
 Faults: every SQLite error comes out as a LedgerError naming the file (it is also a
 sqlite3.Error, for callers that catch those). A file that is not a readable database is moved
@@ -100,7 +103,25 @@ CREATE TABLE IF NOT EXISTS reservation (
     pid INTEGER NOT NULL,
     expires_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS usage_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    ledger TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
 """
+# Every change of a usage row bumps usage_version, so a report can tell that nothing changed
+# since it last summed the ledger without reading the rows again. ``ledger`` is random per
+# ledger file, so a ledger made anew never takes up an old one's numbers.
+_SCHEMA += "".join(
+    f"""CREATE TRIGGER IF NOT EXISTS usage_version_{change.lower()} AFTER {change} ON usage BEGIN
+    UPDATE usage_version SET version = version + 1;
+    INSERT INTO usage_version (id, ledger, version)
+    SELECT 1, lower(hex(randomblob(8))), 1 WHERE NOT EXISTS (SELECT 1 FROM usage_version);
+END;
+"""
+    for change in ("INSERT", "UPDATE", "DELETE")
+)
+
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

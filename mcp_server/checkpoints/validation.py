@@ -7,9 +7,10 @@ import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mcp_server.checkpoints.model import PHASES, WRITABLE_STATUSES, CheckpointError, TransitionError, Update
+from mcp_server.quick_schema import quick_validator
 
 
 @lru_cache(maxsize=1)
@@ -55,7 +56,15 @@ def schema_problem(instance: Any, definition: str | dict[str, Any] | None = None
     return f"{where or 'top level'}: {error.message}"
 
 
+@lru_cache(maxsize=1)
+def _quick_check() -> Callable[[Any], bool] | None:
+    return quick_validator(schema())
+
+
 def validate_data(data: Any, path: Path) -> None:
+    quick = _quick_check()
+    if quick is not None and quick(data):
+        return  # only a yes is taken from the quick check; jsonschema decides everything else
     problem = schema_problem(data)
     if problem is not None:
         raise CheckpointError(f"{path} does not match the checkpoint schema: {problem}")

@@ -157,6 +157,10 @@ def session_environment(
         # Claude Code runs at most min(16, CPUs - 2) workflow agents at once; a small machine
         # would run the three stories one or two at a time.
         CLAUDE_CODE_WORKFLOW_MAX_CONCURRENT_AGENTS="4",
+        # On a busy machine the plugin's MCP server can take longer than Claude Code's default
+        # 30 s to connect, and is then dropped for the session; the scripted orchestrator waits
+        # for its tools (tool_readiness.py) as long as this lets it connect.
+        MCP_TIMEOUT="120000",
     )
     if glm_url:
         env.update(

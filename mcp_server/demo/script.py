@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import yaml
 
 from mcp_server.demo.anthropic_sim import Turn
+from mcp_server.demo.tool_readiness import TOOL, glm_tools_offered, is_wait, missing_tool, wait_for_glm_tools
 from mcp_server.usage.transcripts import parse_prefix
 
-TOOL = "mcp__plugin_hybrid_glm__"
 COMMAND = re.compile(r"<command-name>/hybrid:(?P<name>pilot|resume|pilot-agents)</command-name>")
 COMMAND_ARGS = re.compile(r"<command-args>(?P<args>.*?)</command-args>", re.DOTALL)
 HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" (?:report|resume-args|test-command)')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
@@ -87,6 +87,8 @@ class Conversation:
     working_directory: str = "."
     structured_output: bool = False  # a workflow's agent(…, {schema}) offers the StructuredOutput tool
     last_user: str = ""
+    glm_tools: bool = True  # the plugin's MCP server has connected: its tools are offered
+    reports_status: bool = False  # the StructuredOutput schema is the workflow's {status, summary}
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> "Conversation":
@@ -107,9 +109,17 @@ class Conversation:
             if block.get("type") == "tool_use"
         ]
         where = WORKING_DIRECTORY.search(json.dumps(messages, ensure_ascii=False))
-        tools = {tool.get("name") for tool in body.get("tools") or []}
+        tools = {tool.get("name"): tool for tool in body.get("tools") or []}
         last = "\n".join(_text(b) for b in _blocks(users[-1])) if users else ""
-        return cls(first, calls, where.group("path").strip() if where else ".", "StructuredOutput" in tools, last)
+        schema = (tools.get("StructuredOutput") or {}).get("input_schema") or {}
+        return cls(first, calls, where.group("path").strip() if where else ".", "StructuredOutput" in tools, last,
+                   glm_tools_offered(body), "status" in (schema.get("properties") or {}))
+
+    def waits(self) -> int:
+        return sum(1 for name, arguments, _ in self.calls if is_wait(name, arguments))
+
+    def without_waits(self) -> "Conversation":
+        return replace(self, calls=[call for call in self.calls if not is_wait(call[0], call[1])])
 
     def prefix(self) -> tuple[str, str] | None:
         """(story, phase) of an agent's `[story <id> <phase>]` prompt; the hooks read it the same way."""
@@ -202,6 +212,9 @@ def _role(phase: str, agent: str, work: Work, judge: Judge) -> Callable[[str, Co
     record the outcome; then answer a workflow's schema if it has one, and say it in a line."""
 
     def play(story: str, talk: Conversation, scenario: Scenario) -> Turn:
+        missing = missing_tool([result for _, _, result in talk.calls])
+        if missing:
+            return _stopped(story, phase, talk, missing)
         step = len(talk.calls)
         checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
         if step == 0:
@@ -219,6 +232,15 @@ def _role(phase: str, agent: str, work: Work, judge: Judge) -> Callable[[str, Co
         return Turn(text=outcome.text)
 
     return play
+
+
+def _stopped(story: str, phase: str, talk: Conversation, reason: str) -> Turn:
+    """An agent whose tool is not in its session: it cannot record anything, so it says why it
+    stopped, in the workflow's status answer when it has one."""
+    answered = any(name == "StructuredOutput" for name, _, _ in talk.calls)
+    if talk.reports_status and not answered:
+        return _call("StructuredOutput", status="failed", summary=reason)
+    return Turn(text=f"{phase} {story} failed: {reason}")
 
 
 def _delegating_agent(
@@ -297,7 +319,8 @@ _refactoring = _delegating_agent("P4", "senior-dev", "refactor", _refactor_argum
 def _senior_dev(story: str, talk: Conversation, scenario: Scenario) -> Turn:
     """As its agent file says: after a clean latest review P4 is already skipped; nothing to run."""
     checkpoint = _checkpoint(talk.result_of(f"{TOOL}checkpoint_read"))
-    if len(talk.calls) == 1 and not _review_issues(checkpoint):
+    read = len(talk.calls) == 1 and not missing_tool([talk.calls[0][2]])
+    if read and not _review_issues(checkpoint):
         return Turn(text=f"P4 {story} skipped: the review was clean")
     return _refactoring(story, talk, scenario)
 
@@ -522,8 +545,10 @@ def brain_for(scenario: Scenario) -> Callable[[dict[str, Any]], Turn]:
                 turn = Turn(turn.text, turn.tool_calls, scenario.phase_delay_s.get((story, phase), 0.0))
             return turn
         command = talk.command()
+        if command and not talk.glm_tools and len(talk.calls) == talk.waits():  # before it starts anything
+            return wait_for_glm_tools(talk.waits())
         if command:
-            return _orchestrator(talk, scenario, *command)
+            return _orchestrator(talk.without_waits(), scenario, *command)
         return Turn(text="(simulated model) Nothing to do here.")
 
     return brain

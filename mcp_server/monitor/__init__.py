@@ -8,8 +8,9 @@ import the report, and the report can import the checkpoints without a cycle.
 
 Modules, each importing only those before it:
 ``wording`` (lists, counts, percents) and ``coverage`` (the coverage file readers);
-``inputs`` (what a report reads, as data) <- ``ledger_sums`` (the ledger summed in SQL) and
-``checkpoint_reader`` (the checkpoints, in parallel and cached) <- ``load`` (all of it, once);
+``inputs`` (what a report reads, as data) and ``cache`` (monitor-cache.json) <- ``ledger_sums``
+(the ledger summed in SQL), ``checkpoint_reader`` (the checkpoints, in parallel and cached) and
+``story_coverage`` (each story's coverage) <- ``load`` (all of it, once);
 ``money`` (prices and sums) <- ``rows`` (per story, phase, model, run) <- ``verdict`` (checks,
 footnote) <- ``report`` (the ``Report``) <- ``render_md``, ``render_json``, ``dashboard`` (the
 outputs) <- ``cli`` (``hybrid-monitor`` and ``hybrid report``). docs/monitor.md has the rest.

@@ -1,60 +1,42 @@
 """The checkpoints, each read once: in worker processes when there are many (while SQLite sums
-the ledger), and kept in ``.claude/hybrid/monitor-cache.json``, keyed by each file's size, mtime
-and inode (and by the schema and the checkpoint code), so a file is parsed again only when it
-changed. Reads go through the public ``mcp_server.checkpoints`` API, which checks the schema.
+the ledger), and kept in the ``stories`` section of the cache (``cache``), keyed by each file's
+size, mtime and inode, so a file is parsed again only when it changed. Reads go through the
+public ``mcp_server.checkpoints`` API, which checks the schema.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import multiprocessing
 import os
-import tempfile
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from mcp_server import checkpoints as checkpoint_module
 from mcp_server.checkpoints import (
     CHECKPOINTS_RELATIVE,
     Checkpoint,
     CheckpointNotFound,
+    checkpoint_path,
     load_checkpoint,
     next_action,
     review_rounds,
 )
 from mcp_server.errors import HybridError
-from mcp_server.ledger import LEDGER_RELATIVE
-from mcp_server.monitor.inputs import StoryInput
+from mcp_server.monitor.cache import MonitorCache
+from mcp_server.monitor.inputs import FileKey, StoryInput, file_key
 
 PARALLEL_FROM = 200  # checkpoints to parse; fewer are read in this process
-CACHE_RELATIVE = LEDGER_RELATIVE.parent / "monitor-cache.json"
-CACHE_FORMAT = "1"
-
-
-FileKey = tuple[int, int, int]  # size, mtime_ns, inode
-
-
-def _file_key(path: Path) -> FileKey | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def _story_input(root: Path, story: str) -> tuple[StoryInput, FileKey | None]:
     """The story's checkpoint, and the file's key when it did not change while it was read."""
-    path = checkpoint_module.checkpoint_path(root, story)
-    before = _file_key(path)
+    path = checkpoint_path(root, story)
+    before = file_key(path)
     try:
         checkpoint = load_checkpoint(root, story)
     except CheckpointNotFound:
         return StoryInput(story, None, f"no checkpoint ({(CHECKPOINTS_RELATIVE / f'{story}.yaml').as_posix()} does not exist)"), None
     except HybridError as error:
         return StoryInput(story, None, str(error)), None
-    stable = before is not None and before == _file_key(path)
+    stable = before is not None and before == file_key(path)
     return _from_checkpoint(checkpoint), before if stable else None
 
 
@@ -73,21 +55,11 @@ def _load_chunk(job: tuple[str, list[str]]) -> list[tuple[StoryInput, FileKey | 
 
 
 class CheckpointCache:
-    """Checkpoints already read and checked, by file key. Losing it only costs time."""
+    """Checkpoints already read and checked, by file key: the ``stories`` section of the cache."""
 
-    def __init__(self, root: Path, enabled: bool = True):
-        self.path = Path(root) / CACHE_RELATIVE
-        self.enabled = enabled
-        self.fingerprint = _fingerprint()
-        self.entries: dict[str, dict[str, Any]] = {}
-        self.changed = False
-        if enabled:
-            try:
-                stored = json.loads(self.path.read_text(encoding="utf-8"))
-                if stored.get("fingerprint") == self.fingerprint and isinstance(stored.get("stories"), dict):
-                    self.entries = stored["stories"]
-            except (OSError, ValueError, AttributeError):
-                pass
+    def __init__(self, cache: MonitorCache):
+        self.cache = cache
+        self.entries = cache.section("stories")
 
     def get(self, root: Path, story: str) -> StoryInput | None:
         entry = self.entries.get(story)
@@ -96,7 +68,7 @@ class CheckpointCache:
             and isinstance(entry.get("next"), (str, type(None))) and all(isinstance(r, dict) for r in entry["reviews"])
         ):
             return None
-        key = _file_key(checkpoint_module.checkpoint_path(root, story))
+        key = file_key(checkpoint_path(root, story))
         if key is None or list(key) != entry.get("key"):
             return None
         return StoryInput(story, entry["data"], next_action=entry["next"], reviews=tuple(entry["reviews"]))
@@ -105,34 +77,7 @@ class CheckpointCache:
         if key is None or item.data is None:
             return
         self.entries[item.story] = {"key": list(key), "data": item.data, "next": item.next_action, "reviews": list(item.reviews)}
-        self.changed = True
-
-    def save(self) -> None:
-        if not (self.enabled and self.changed):
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=".monitor-cache~", suffix=".tmp", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"fingerprint": self.fingerprint, "stories": self.entries}, handle, separators=(",", ":"))
-            os.replace(name, self.path)
-        except OSError:
-            try:
-                os.unlink(name)
-            except (OSError, UnboundLocalError):
-                pass
-
-
-def _fingerprint() -> str:
-    """What a cached read depends on: the schema, the checkpoint code, the cache's own format."""
-    digest = hashlib.sha256(CACHE_FORMAT.encode())
-    package = Path(checkpoint_module.__file__).parent  # every module of the checkpoints package
-    for source in (resources.files("mcp_server.data").joinpath("checkpoint.schema.json"), *sorted(package.glob("*.py"))):
-        try:
-            digest.update(source.read_bytes())
-        except OSError:
-            digest.update(os.urandom(8))  # unknown: never reuse
-    return digest.hexdigest()[:24]
+        self.cache.mark_changed()
 
 
 def start_parallel(root: Path, stories: list[str]):

@@ -14,17 +14,13 @@ import yaml
 
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.ledger import LEDGER_RELATIVE
-from mcp_server.monitor import (
-    MonitorArgumentError,
-    MonitorInputError,
-    build_report,
-    load_input,
-    parse_bound,
-    render_dashboard,
-    render_markdown,
-    report_json,
-    unpriced_baseline,
-)
+from mcp_server.monitor.dashboard import render_dashboard
+from mcp_server.monitor.inputs import MonitorArgumentError, MonitorInputError, parse_bound
+from mcp_server.monitor.load import load_input
+from mcp_server.monitor.money import unpriced_baseline
+from mcp_server.monitor.render_json import report_json
+from mcp_server.monitor.render_md import render_markdown
+from mcp_server.monitor.report import build_report
 from mcp_server.pricing import PriceTable, PriceTableError
 
 ACTIONS = ("report", "dashboard", "all")

@@ -79,6 +79,17 @@ class MonitorInput:
     other_stories_in_sessions: list[str] = field(default_factory=list)
 
 
+FileKey = tuple[int, int, int]  # size, mtime_ns, inode: a file read again only when it changes
+
+
+def file_key(path: Path) -> FileKey | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
 # --- time bounds --------------------------------------------------------------------------------
 
 

@@ -2,17 +2,24 @@
 hour), so a million rows become a few thousand groups and no Python loop sees a single row; and
 the Claude Code sessions that ran the selected stories. Read-only: a report never changes the
 ledger.
+
+Every query of a report runs in one read transaction, so they all see the same ledger. The
+ledger's ``usage_version`` (bumped by a trigger on every change of a usage row) says whether it
+changed since the last report: when it did not, the answers are taken from the cache's
+``ledger`` section instead of summing a million rows again.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from mcp_server.ledger_faults import timeout_s
-from mcp_server.usage import agent_totals
 from mcp_server.monitor.inputs import UsageGroup
+from mcp_server.usage import agent_totals
 from mcp_server.pricing import PriceTable, TokenCounts
 
 _SUMS = (
@@ -22,8 +29,8 @@ _SUMS = (
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    # read-only: a report never creates or changes the ledger
-    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=timeout_s())
+    # read-only: a report never creates or changes the ledger; used by one thread at a time
+    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=timeout_s(), check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={int(timeout_s() * 1000)}")
     for pragma in ("PRAGMA threads=4", "PRAGMA cache_size=-262144", "PRAGMA temp_store=MEMORY"):
         try:
@@ -31,6 +38,81 @@ def connect(path: Path) -> sqlite3.Connection:
         except sqlite3.Error:
             pass
     return conn
+
+
+class LedgerReader:
+    """The report's queries over one snapshot of the ledger, answered from ``memo`` (the cache's
+    ``ledger`` section, changed in place) when the ledger has not changed since they were asked."""
+
+    def __init__(self, path: Path, memo: dict[str, Any] | None = None):
+        self.path = path
+        self.conn = connect(path)
+        self.conn.execute("BEGIN")  # one snapshot: the version and every answer belong together
+        self.answers: dict[str, Any] | None = None
+        self.changed = False
+        self.version = version = _version(self.conn)
+        if memo is not None and version is not None:
+            if memo.get("version") != version:
+                memo.clear()
+                memo.update(version=version, answers={})
+                self.changed = True
+            self.answers = memo["answers"]
+
+    def rows(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return self.rows_of_parts([(sql, params)])
+
+    def rows_of_parts(self, parts: Sequence[tuple[str, Sequence[Any]]]) -> list[Sequence[Any]]:
+        """The rows of every (sql, params) part, in order. Two or more parts run on two
+        connections at once (SQLite lets go of Python's lock while it works) when both see the
+        same version of the ledger; else one after the other."""
+        key = json.dumps([[sql, list(params)] for sql, params in parts])
+        if self.answers is not None and key in self.answers:
+            return self.answers[key]
+        rows = self._run_parts(parts)
+        if self.answers is not None:
+            self.answers[key] = rows
+            self.changed = True
+        return rows
+
+    def _run_parts(self, parts: Sequence[tuple[str, Sequence[Any]]]) -> list[Sequence[Any]]:
+        other = self._second_connection() if len(parts) > 1 else None
+        if other is None:
+            return [row for sql, params in parts for row in self._run(self.conn, sql, params)]
+        half = (len(parts) + 1) // 2
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                later = pool.submit(lambda: [row for sql, params in parts[half:] for row in self._run(other, sql, params)])
+                first = [row for sql, params in parts[:half] for row in self._run(self.conn, sql, params)]
+                return first + later.result()
+        finally:
+            other.close()
+
+    def _second_connection(self) -> sqlite3.Connection | None:
+        if self.version is None:
+            return None  # no way to tell that it sees the same ledger
+        conn = connect(self.path)
+        conn.execute("BEGIN")
+        if _version(conn) == self.version:
+            return conn
+        conn.close()
+        return None
+
+    @staticmethod
+    def _run(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _version(conn: sqlite3.Connection) -> list[Any] | None:
+    """(ledger id, version, last row id); None for a ledger without ``usage_version`` yet."""
+    try:
+        row = conn.execute("SELECT ledger, version FROM usage_version WHERE id = 1").fetchone()
+        last = conn.execute("SELECT MAX(id) FROM usage").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return None
+    return [*(row or ("", 0)), last]
 
 
 def _groups(rows: Sequence[tuple]) -> list[UsageGroup]:
@@ -64,40 +146,49 @@ def _where(since: str | None, until: str | None, extra: Sequence[str] = ()) -> t
 
 
 def query_groups(
-    conn: sqlite3.Connection,
+    ledger: LedgerReader,
     prices: PriceTable,
     since: str | None,
     until: str | None,
     *,
     unattributed_only: bool = False,
     sessions: Sequence[str] | None = None,
+    split_at: str | None = None,
 ) -> list[UsageGroup]:
     """Usage summed per (story, phase, provider, model, price tier, hour). ``unattributed_only``
     keeps rows without a story: of the given ``sessions``, or, with ``sessions`` None, rows that
-    have no session id (GLM calls and older rows; a time window decides for those)."""
-    extra = ["story IS NULL"] if unattributed_only else []
+    have no session id (GLM calls and older rows; a time window decides for those). ``split_at``
+    (a story id) splits the stories' rows in two halves, summed at once."""
     if unattributed_only:
-        extra.append(f"session_id IN ({', '.join('?' for _ in sessions)})" if sessions else "session_id IS NULL")
-    where, params = _where(since, until, extra)
-    if unattributed_only and sessions:
-        params = [*sessions, *params]
-    sql = (
-        f"SELECT story, phase, provider, model, {prices.bucket_sql()} AS bucket, substr(ts, 1, 13) AS hour, {_SUMS}"
-        f" FROM usage {where} GROUP BY story, phase, provider, model, bucket, hour"
-    )
-    return _groups(conn.execute(sql, params).fetchall())  # errors: load_input names the file
+        story_parts: list[tuple[str, list[str]]] = [("story IS NULL", [])]
+        extra = [f"session_id IN ({', '.join('?' for _ in sessions)})" if sessions else "session_id IS NULL"]
+        extra_params = list(sessions or [])
+    else:
+        # by story, so that no group is split between parts: two halves summed at once
+        story_parts = [("story IS NULL", [])]
+        story_parts += [("story < ?", [split_at]), ("story >= ?", [split_at])] if split_at else [("story IS NOT NULL", [])]
+        extra, extra_params = [], []
+    parts = []
+    for clause, clause_params in story_parts:
+        where, params = _where(since, until, [clause, *extra])
+        sql = (
+            f"SELECT story, phase, provider, model, {prices.bucket_sql()} AS bucket, substr(ts, 1, 13) AS hour, {_SUMS}"
+            f" FROM usage {where} GROUP BY story, phase, provider, model, bucket, hour"
+        )
+        parts.append((sql, [*clause_params, *extra_params, *params]))
+    return _groups(ledger.rows_of_parts(parts))  # errors: load_input names the file
 
 
 def sessions_of(
-    conn: sqlite3.Connection, stories: Sequence[str], since: str | None, until: str | None
+    ledger: LedgerReader, stories: Sequence[str], since: str | None, until: str | None
 ) -> tuple[list[str], list[str]]:
     """The sessions with usage of the selected stories, and the other stories they ran."""
     marks = ", ".join("?" for _ in stories)
     where, params = _where(since, until, [f"story IN ({marks})", "session_id IS NOT NULL"])
-    sessions = [row[0] for row in conn.execute(f"SELECT DISTINCT session_id FROM usage {where}", [*stories, *params])]
+    sessions = [row[0] for row in ledger.rows(f"SELECT DISTINCT session_id FROM usage {where}", [*stories, *params])]
     if not sessions:
         return [], []
-    others = conn.execute(
+    others = ledger.rows(
         f"SELECT DISTINCT story FROM usage WHERE session_id IN ({', '.join('?' for _ in sessions)})"
         f" AND story IS NOT NULL AND story NOT IN ({marks})",
         [*sessions, *stories],
@@ -105,11 +196,12 @@ def sessions_of(
     return sorted(sessions), sorted(row[0] for row in others)
 
 
-def agent_gaps(conn: sqlite3.Connection) -> list[str]:
+def agent_gaps(ledger: LedgerReader) -> list[str]:
     """One line per agent whose total, as the main transcript reports it, exceeds its transcript
-    (mcp_server/usage/agent_totals.py); none from a ledger older than the check."""
+    (mcp_server/usage/agent_totals.py); asked afresh, as agent reports do not change the usage
+    version. None from a ledger older than the check."""
     try:
-        rows = conn.execute(agent_totals.CROSS_CHECK_SQL).fetchall()
+        rows = ledger.conn.execute(agent_totals.CROSS_CHECK_SQL).fetchall()
     except sqlite3.OperationalError:  # no agent_report table yet
         return []
     return [agent_totals.describe(check) for check in agent_totals.checks(rows) if check.gap > 0]

@@ -9,14 +9,14 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from mcp_server.checkpoints import CHECKPOINTS_RELATIVE, checkpoints_dir
 from mcp_server.errors import HybridError
 from mcp_server.ledger import ledger_path
 from mcp_server.ledger_faults import describe, timeout_s
+from mcp_server.monitor.cache import MonitorCache
 from mcp_server.monitor.checkpoint_reader import CheckpointCache, read_inputs, start_parallel
-from mcp_server.monitor.coverage import CoverageError, read_coverage
 from mcp_server.monitor.inputs import (
     CoverageInfo,
     MonitorArgumentError,
@@ -27,64 +27,10 @@ from mcp_server.monitor.inputs import (
     ledger_stamp,
     parse_time,
 )
-from mcp_server.monitor.ledger_sums import agent_gaps, connect, query_groups, sessions_of
-from mcp_server.monitor.wording import listed
+from mcp_server.monitor.ledger_sums import LedgerReader, agent_gaps, query_groups, sessions_of
+from mcp_server.monitor.story_coverage import CoverageFiles, with_coverage
 from mcp_server.pricing import PriceTable
 from mcp_server.stories import check_story_id, natural_key
-
-
-def _with_coverage(root: Path, inputs: dict[str, StoryInput], warnings: list[str]) -> dict[str, StoryInput]:
-    """Each story's coverage: read from the file its checkpoint names, else the recorded percent."""
-    cache: dict[Path, Any] = {}
-    bad: dict[str, list[str]] = {}
-    drift: dict[str, list[str]] = {}
-    result = {}
-    for story, item in inputs.items():
-        recorded = (item.data or {}).get("coverage")
-        if not recorded:
-            result[story] = item
-            continue
-        source, percent = str(recorded["source"]), float(recorded["percent"])
-        path = Path(source) if Path(source).is_absolute() else root / source
-        if path not in cache:
-            try:
-                cache[path] = read_coverage(path) if path.is_file() else None
-            except CoverageError as error:
-                cache[path] = error
-        reading = cache[path]
-        if reading is None:
-            info = CoverageInfo(percent, source, "checkpoint", percent, note=f"{source} not found; the checkpoint's value")
-        elif isinstance(reading, CoverageError):
-            bad.setdefault(source, []).append(story)
-            info = CoverageInfo(percent, source, "checkpoint", percent, note=f"{source} unreadable; the checkpoint's value")
-            cache[path] = reading
-        else:
-            info = CoverageInfo(reading.percent, source, reading.format, percent)
-            if abs(reading.percent - percent) >= 0.05:
-                drift.setdefault(source, []).append(f"{story} recorded {percent:g}%")
-        result[story] = StoryInput(item.story, item.data, item.problem, item.next_action, item.reviews, info)
-    for source, stories in bad.items():
-        path = Path(source) if Path(source).is_absolute() else root / source
-        warnings.append(
-            f"coverage report {source} is unreadable ({_reason(cache[path], path)}); "
-            f"the report uses the percent the checkpoint recorded for {listed(stories)}"
-        )
-    for source, notes in drift.items():
-        path = Path(source) if Path(source).is_absolute() else root / source
-        warnings.append(
-            f"coverage report {source} now says {cache[path].percent:.1f}%, which the report uses; "
-            f"its checkpoints recorded otherwise: {listed(notes)}"
-        )
-    return result
-
-
-def _reason(error: CoverageError, path: Path) -> str:
-    text = str(error)
-    prefix = f"{path}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
-
-
-# --- all of it ----------------------------------------------------------------------------------
 
 
 def selected_stories(root: Path, stories: Sequence[str] | None) -> tuple[list[str], bool]:
@@ -135,16 +81,18 @@ def load_input(
     if not path.is_file():
         raise MonitorInputError(f"no usage ledger at {path}: run /hybrid:pilot (or a GLM tool) first")
     selected, explicit = selected_stories(root, stories)
-    cache = CheckpointCache(root, enabled=use_cache)
-    cached = {story: item for story in selected if (item := cache.get(root, story)) is not None}
+    cache = MonitorCache(root, enabled=use_cache)
+    checkpoints = CheckpointCache(cache)
+    cached = {story: item for story in selected if (item := checkpoints.get(root, story)) is not None}
     to_read = [story for story in selected if story not in cached]
     pending = start_parallel(root, to_read)  # fork before SQLite opens anything
     try:
-        conn = connect(path)
+        ledger = LedgerReader(path, cache.section("ledger") if use_cache else None)
         try:
-            groups = query_groups(conn, prices, since, until)
-            gaps = agent_gaps(conn)
-            inputs = read_inputs(root, to_read, pending, cache, cached)
+            split_at = sorted(selected)[len(selected) // 2] if len(selected) > 1 else None  # SQL's order
+            groups = query_groups(ledger, prices, since, until, split_at=split_at)
+            gaps = agent_gaps(ledger)
+            inputs = read_inputs(root, to_read, pending, checkpoints, cached)
             pending = (None, None)
             chosen = set(selected)
             mine = [g for g in groups if g.story in chosen]
@@ -154,27 +102,29 @@ def load_input(
                 # The orchestrator's turns belong to the session that ran the stories: they come
                 # before the first phase starts and after the last one ends, so no time window
                 # holds them. Rows without a session id fall back to the stories' time window.
-                sessions, shared = sessions_of(conn, selected, since, until)
-                unattributed = query_groups(conn, prices, since, until, unattributed_only=True, sessions=sessions) if sessions else []
+                sessions, shared = sessions_of(ledger, selected, since, until)
+                unattributed = query_groups(ledger, prices, since, until, unattributed_only=True, sessions=sessions) if sessions else []
                 window = _story_window(selected, mine, inputs)
                 if window is not None:
                     low = max(window[0], since) if since else window[0]
                     # the window's last moment is included: bound it just after
                     high = min(_after(window[1]), until) if until else _after(window[1])
-                    unattributed += query_groups(conn, prices, low, high, unattributed_only=True)
+                    unattributed += query_groups(ledger, prices, low, high, unattributed_only=True)
             else:
                 unattributed = [g for g in groups if g.story is None]
+            if ledger.changed:
+                cache.mark_changed()
         finally:
-            conn.close()
+            ledger.close()
     except sqlite3.Error as error:  # locked past the timeout, or not a database: one line naming it
         problem = str(describe(path, error, timeout_s())).removeprefix("usage ledger ")
         raise MonitorInputError(f"the usage ledger cannot be read: {problem}") from None
     finally:
         if pending[0] is not None:
             pending[0].terminate()
-    cache.save()
     warnings: list[str] = []
-    inputs = _with_coverage(root, {story: inputs[story] for story in selected}, warnings)
+    inputs = with_coverage(root, {story: inputs[story] for story in selected}, warnings, CoverageFiles(cache))
+    cache.save()
     return MonitorInput(
         root=root,
         stories=selected,

@@ -33,11 +33,12 @@ class Tally:
     completion: int = 0  # output, reasoning included
 
     def add(self, group: UsageGroup) -> None:
+        tokens = group.tokens
         self.calls += group.calls
-        self.prompt += group.tokens.prompt_tokens
-        self.cached += group.tokens.cached_tokens
-        self.cache_writes += group.tokens.cache_write_5m_tokens + group.tokens.cache_write_1h_tokens
-        self.completion += group.tokens.completion_tokens
+        self.prompt += tokens.prompt_tokens
+        self.cached += tokens.cached_tokens
+        self.cache_writes += tokens.cache_write_5m_tokens + tokens.cache_write_1h_tokens
+        self.completion += tokens.completion_tokens
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -65,12 +66,12 @@ class Money:
     unpriced: set[str] = field(default_factory=set)
 
     def add(self, group: UsageGroup, cost: Decimal | None, baseline: Decimal | None) -> None:
-        which = side(group.provider)
-        self.tokens[which].add(group)
+        is_glm = group.provider == GLM
+        self.tokens[GLM if is_glm else CLAUDE].add(group)
         if cost is None:
             self.unpriced.add(group.model)
             return
-        if which == GLM:
+        if is_glm:
             self.glm += cost
         else:
             self.claude += cost

@@ -137,13 +137,18 @@ def sum_groups(groups: Sequence[UsageGroup], costs: Sequence[Cost], pricer: Pric
             sums.orchestration.add(group, cost, baseline)
             phase_key = ORCHESTRATION
         else:
-            sums.per_story.setdefault(group.story, Money()).add(group, cost, baseline)
+            money = sums.per_story.get(group.story)
+            if money is None:
+                money = sums.per_story[group.story] = Money()
+            money.add(group, cost, baseline)
             phase_key = group.phase if group.phase in PHASES else NO_PHASE
         phase_row = sums.phases[phase_key]
         phase_row.money.add(group, cost, baseline)
         if side(group.provider) == GLM and phase_key != ORCHESTRATION:
             phase_row.baseline_model = pricer.baseline_model(group.phase if group.phase in PHASES else None)
-        model_row = sums.models.setdefault((group.provider, group.model), ModelRow(group.provider, group.model))
+        model_row = sums.models.get((group.provider, group.model))
+        if model_row is None:
+            model_row = sums.models[(group.provider, group.model)] = ModelRow(group.provider, group.model)
         model_row.money.add(group, cost, baseline)
         if group.bucket > first_tier:
             model_row.tier_calls += group.calls
@@ -209,12 +214,12 @@ def _hour(text: str) -> datetime | None:
 
 def runs(groups: Sequence[UsageGroup], costs: Sequence[Cost], gap_hours: float) -> list[RunRow]:
     """A run: active UTC hours with fewer than ``gap_hours`` silent hours between neighbours."""
-    hours = sorted({g.hour for g in groups if _hour(g.hour)})
+    moments = {hour: moment for hour in {g.hour for g in groups} if (moment := _hour(hour)) is not None}
     run_of: dict[str, int] = {}
     previous = None
     index = -1
-    for hour in hours:
-        moment = _hour(hour)
+    for hour in sorted(moments):
+        moment = moments[hour]
         if previous is None or (moment - previous).total_seconds() / 3600 - 1 >= gap_hours:
             index += 1
         run_of[hour] = index

@@ -23,6 +23,7 @@ import yaml
 
 from mcp_server.demo.glm_replies import CannedGlm
 from mcp_server.demo.run import ALLOWED_TOOLS, prepare_project, replies_dir, run_session
+from mcp_server.demo.script import Conversation
 from tests.e2e.conftest import ledger, session_env
 from tests.fakes.fake_anthropic import Review, Scenario, fake_claude, reported_usage
 from tests.fakes.fake_glm import FakeGlm
@@ -55,11 +56,13 @@ def pipelined(claude, tmp_path_factory):
         assert not anthropic.errors, anthropic.errors
     assert run.returncode == 0, run.stderr[-3000:]
     assert "# Hybrid AI Batch Report" in run.result["result"], run.result  # the report ran at the end
-    return project, reported_usage(anthropic), [label for label in (s.label for s in anthropic.served)]
+    # The orchestrator's waits for the plugin's tools to connect (only on a busy machine).
+    waits = max((Conversation.of(body).waits() for body in anthropic.requests), default=0)
+    return project, reported_usage(anthropic), [label for label in (s.label for s in anthropic.served)], waits
 
 
 def test_the_example_allows_its_test_command_in_its_project_settings_as_a_user_would(pipelined):
-    project, _, _ = pipelined
+    project, _, _, _ = pipelined
     settings = json.loads((project / ".claude" / "settings.json").read_text())
     assert settings == {"permissions": {"allow": ["Bash(python3 -m unittest *)"]}}
     # P3's implement ran the story's tests under that rule, and they passed.
@@ -68,15 +71,15 @@ def test_the_example_allows_its_test_command_in_its_project_settings_as_a_user_w
 
 
 def test_the_slash_command_ran_the_workflow_and_then_the_report(pipelined):
-    project, reported, labels = pipelined
+    project, reported, labels, waits = pipelined
     # The orchestrator made a handful of calls: check the test command, launch the workflow,
-    # wait, run the report.
-    assert labels.count("orchestrator") <= 6
+    # wait, run the report; and, on a busy machine, its waits for the plugin's tools to connect.
+    assert labels.count("orchestrator") - waits <= 6
     assert {label.split()[0] for label in labels if label != "orchestrator"} == set(STORIES)
 
 
 def test_01_3_went_back_to_p3_once_and_was_reviewed_twice(pipelined):
-    project, _, _ = pipelined
+    project, _, _, _ = pipelined
     data = checkpoint(project, "01.3")
     assert data["phases"]["P3"]["iteration"] == 2 and data["phases"]["P3"]["status"] == "done"
     assert [r["verdict"] for r in data["reviews"]] + [data["review"]["verdict"]] == ["REQUEST_CHANGES", "APPROVED"]
@@ -84,14 +87,14 @@ def test_01_3_went_back_to_p3_once_and_was_reviewed_twice(pipelined):
 
 
 def test_p4_ran_only_where_a_review_had_issues(pipelined):
-    project, _, labels = pipelined
+    project, _, labels, _ = pipelined
     p4 = {story: checkpoint(project, story)["phases"]["P4"]["status"] for story in STORIES}
     assert p4 == {"01.2": "skipped", "01.3": "skipped", "01.4": "done"}  # a clean review skips it
     assert [label for label in labels if label.endswith("P4")] and all(l.startswith("01.4") for l in labels if l.endswith("P4"))
 
 
 def test_every_story_reached_p7_and_its_tests_pass(pipelined):
-    project, _, _ = pipelined
+    project, _, _, _ = pipelined
     for story in STORIES:
         assert checkpoint(project, story)["phases"]["P7"]["status"] == "done"
         assert history(project, story)[-1] == "P7 ✓"
@@ -101,7 +104,7 @@ def test_every_story_reached_p7_and_its_tests_pass(pipelined):
 
 
 def test_ledger_attribution_is_right_per_story_and_phase(pipelined):
-    project, reported, _ = pipelined
+    project, reported, _, _ = pipelined
     rows = {r["dedup_key"].split(":")[0]: r for r in ledger(project) if r["provider"] == "anthropic"}
     assert set(rows) == set(reported)  # every answer counted, once
     for message_id, expected in reported.items():
@@ -194,10 +197,12 @@ def test_without_a_rule_for_the_test_command_the_pilot_stops_before_any_phase(cl
         run = run_session(claude, project, "/hybrid:pilot 01.2",
                           session_env(tmp_path / "home", anthropic.base_url, glm.base_url), timeout_s=300)
         labels = [s.label for s in anthropic.served]
+        waits = max((Conversation.of(body).waits() for body in anthropic.requests), default=0)
         asked_glm = len(glm.requests)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.result["result"] == (
         'hybrid: the GLM tools may not run the test command "python3 -m unittest" yet: add '
         '"Bash(python3 -m unittest *)" to permissions.allow in .claude/settings.json, then run the pilot again')
-    assert labels == ["orchestrator", "orchestrator"] and asked_glm == 0  # the check, then the line
+    # The check, then the line; and, on a busy machine, the waits for the plugin's tools to connect.
+    assert labels == ["orchestrator"] * (2 + waits) and asked_glm == 0
     assert not (project / ".claude" / "checkpoints").exists()

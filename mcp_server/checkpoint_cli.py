@@ -126,9 +126,9 @@ def _show(args: argparse.Namespace) -> int:
         print_json({"file": checkpoint.path.relative_to(root).as_posix(), "next": checkpoints.next_action(checkpoint),
                     "data": checkpoint.data, "history": [dataclasses.asdict(entry) for entry in checkpoint.history]})
         return 0
-    # The next action goes first, as a comment, so that `... | tail -1` still shows the latest history line.
-    print(f"# {checkpoint.path.relative_to(root).as_posix()} (next: {checkpoints.next_action(checkpoint)})")
-    print(checkpoint.path.read_text(encoding="utf-8"), end="")
+    # The next action goes first, as a comment, so that `... | tail -1` still shows the latest history
+    # line; a long history shows its last lines and the count of the rest.
+    print(checkpoints.checkpoint_text(checkpoint, root), end="")
     return 0
 
 

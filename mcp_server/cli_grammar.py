@@ -78,7 +78,10 @@ def known_stories(root: Path, story_glob: str) -> list[str]:
     ids = {story for story, _ in story_files(root, story_glob)}
     ids.update(path.stem for path in checkpoints_dir(root).glob("*.yaml"))
     if ledger_path(root).is_file():
-        ids.update(Ledger(ledger_path(root)).stories())
+        ledger = Ledger(ledger_path(root))
+        ids.update(ledger.stories())
+        for notice in ledger.notices:  # this first opening may have moved a corrupt ledger aside
+            print(f"hybrid: {notice}", file=sys.stderr)
     return sorted(ids, key=natural_key)
 
 

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from mcp_server.errors import HybridError
+from mcp_server.keys import API_KEY_VARIABLES, api_key_from, received  # noqa: F401 (re-exported)
 
 
 class ConfigError(HybridError):
@@ -98,6 +99,19 @@ class StorySettings(_Strict):
 class ContextSettings(_Strict):
     max_tokens: int = Field(ge=500)
     chars_per_token: int = Field(ge=1, le=16)
+    # Names (globs, matched without case against every folder and file name of a path) that are
+    # never sent to GLM as context files, and project-relative globs that are sent anyway.
+    refuse: list[str]
+    allow: list[str] = Field(default_factory=list)
+
+
+class LimitSettings(_Strict):
+    """The size of each GLM tool argument, checked before anything is read or sent."""
+
+    instructions_chars: int = Field(ge=100, le=2_000_000)
+    test_command_chars: int = Field(ge=10, le=100_000)
+    context_files: int = Field(ge=1, le=1000)
+    path_chars: int = Field(ge=10, le=4096)
 
 
 class TestSettings(_Strict):
@@ -245,6 +259,7 @@ class Settings(_Strict):
     context: ContextSettings
     tests: TestSettings
     budget: BudgetSettings
+    limits: LimitSettings
     # Optional price overrides, same shape as data/prices.yaml's `models`.
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # hybrid-monitor's thresholds and baseline; shipped in data/thresholds.yaml.
@@ -281,9 +296,6 @@ PLUGIN_OPTION_SETTINGS = {
 }
 # Settings given as ``k=v,k=v`` in one variable: read as mappings, so that they merge key by key.
 KEY_VALUE_SETTINGS = {"telemetry.headers", "telemetry.resource_attributes"}
-# First non-empty wins. The plugin option arrives as HYBRID_GLM_API_KEY and an
-# unset option arrives as "", which must never shadow a key the user exported.
-API_KEY_VARIABLES = ("ZAI_API_KEY", "GLM_API_KEY", "HYBRID_GLM_API_KEY")
 
 PROJECT_CONFIG = Path(".claude") / "hybrid.yaml"
 
@@ -339,14 +351,6 @@ def _read_project_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def api_key_from(environ: dict[str, str]) -> str | None:
-    for name in API_KEY_VARIABLES:
-        value = (environ.get(name) or "").strip()
-        if value:
-            return value
-    return None
-
-
 def _apply_environment(tree: dict[str, Any], env: dict[str, str], mapping: dict[str, str]) -> None:
     for variable, dotted in mapping.items():
         value = env.get(variable, "").strip()
@@ -398,7 +402,7 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
         problems = "; ".join(_setting_problem(err) for err in exc.errors())
         raise ConfigError(f"{project_file.relative_to(root) if project_file.is_relative_to(root) else project_file}"
                           f" (or the environment): {problems}") from None
-    key = api_key_from(env)
+    key = api_key_from(env) or received()  # received: handed over on a pipe (mcp_server/keys.py)
     return settings.model_copy(
         update={"api_key": SecretStr(key) if key else None, "project_root": root}
     )

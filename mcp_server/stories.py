@@ -9,6 +9,7 @@ from typing import Collection
 
 from mcp_server.errors import HybridError
 
+ECHO_LIMIT = 100  # characters of a refused story id quoted back
 STORY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -20,8 +21,11 @@ class StoryIdError(HybridError, ValueError):
 
 def check_story_id(story: object) -> str:
     if not isinstance(story, str) or not STORY_ID.fullmatch(story) or ".." in story:
+        shown = repr(story)
+        if len(shown) > ECHO_LIMIT:  # a bad id may be anything, megabytes included: echo its start
+            shown = f"{shown[:ECHO_LIMIT]}... ({len(story):,} characters)" if isinstance(story, str) else shown[:ECHO_LIMIT] + "..."
         raise StoryIdError(
-            f"story id {story!r} is not valid: use letters, digits, '.', '_' or '-' "
+            f"story id {shown} is not valid: use letters, digits, '.', '_' or '-' "
             "(at most 64, starting with a letter or digit), for example 01.2"
         )
     return story

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from mcp_server.checkpoints.model import (
     CHECKPOINTS_RELATIVE,
@@ -29,6 +29,7 @@ from mcp_server.checkpoints.model import (
     new_checkpoint_data,
     zero_tokens,
 )
+from mcp_server.checkpoints.history_file import copy_span, read_split
 from mcp_server.checkpoints.rules import apply_update
 from mcp_server.checkpoints.validation import check_update, validate_data
 from mcp_server.checkpoints.yaml_document import parse_checkpoint, render_checkpoint
@@ -76,15 +77,17 @@ def story_lock(root: Path, story: str, timeout_s: float | None = None) -> Iterat
         os.close(fd)
 
 
-def replace_atomically(path: Path, content: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the old bytes or the new ones."""
+def replace_atomically(path: Path, content: bytes | Iterable[bytes]) -> None:
+    """Temp file in the same folder, fsync, rename: readers see the old bytes or the new ones.
+    ``content`` may come in parts (a long history copied from the old file a chunk at a time)."""
     for stale in path.parent.glob(f".{path.stem}~*.tmp"):  # left by a killed writer; we hold the lock
         stale.unlink(missing_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}~", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
+            for part in [content] if isinstance(content, bytes) else content:
+                handle.write(part)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(name, mode)
@@ -110,13 +113,27 @@ def load_checkpoint(root: Path, story: str) -> Checkpoint:
     """The story's checkpoint as stored; creates nothing. CheckpointNotFound when there is none."""
     path = checkpoint_path(root, story)
     try:
-        text = path.read_text(encoding="utf-8")
+        split = read_split(path)
+        if split is not None:
+            data, head_history = parse_checkpoint(split.head, path, story)
+            if not head_history:
+                return Checkpoint(path, data, split.tail, split.earlier, split.span if split.earlier else None)
+        text = path.read_text(encoding="utf-8")  # another shape: parsed whole, for its precise errors
     except FileNotFoundError:
         raise CheckpointNotFound(f"no checkpoint for {story} yet: {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
         raise CheckpointError(f"cannot read {path}: {error}") from None
     data, history = parse_checkpoint(text, path, story)
     return Checkpoint(path, data, history)
+
+
+def _file_parts(checkpoint: Checkpoint) -> Iterator[bytes]:
+    """The checkpoint's file: the data, the earlier history copied from the file as it is, then
+    the history held in memory."""
+    yield render_checkpoint(checkpoint.data, []).encode("utf-8")
+    if checkpoint.history_span is not None:
+        yield from copy_span(checkpoint.path, checkpoint.history_span)
+    yield "".join(entry.render() + "\n" for entry in checkpoint.history).encode("utf-8")
 
 
 def story_file_for(root: Path, story: str, story_glob: str) -> Path:
@@ -200,8 +217,7 @@ def write_checkpoint(root: Path, story: str, update: Update, story_glob: str, no
             raise CheckpointError(f"{error}; nothing was written (fix the file or delete it to start over)") from None
         outcome = apply_update(current, update, now, tokens)
         validate_data(outcome.checkpoint.data, outcome.checkpoint.path)  # never write what a read would refuse
-        text = render_checkpoint(outcome.checkpoint.data, outcome.checkpoint.history)
-        replace_atomically(outcome.checkpoint.path, text.encode("utf-8"))
+        replace_atomically(outcome.checkpoint.path, _file_parts(outcome.checkpoint))
     return outcome
 
 

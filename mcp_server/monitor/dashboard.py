@@ -68,6 +68,7 @@ def dashboard_data(report: Report) -> dict[str, Any]:
         "wall": t.get("wall_clock_s"),
         "story_sum": t.get("story_sum_s"),
         "speedup": t.get("speedup"),
+        "lower_bound": report.lower_bound,  # the totals are at least what is shown
     }
     rows = report.story_rows
     stories = {

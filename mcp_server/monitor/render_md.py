@@ -38,7 +38,8 @@ def _stories_line(stories: Sequence[str]) -> str:
 def headline(report: Report) -> list[str]:
     total, q = report.total, report.quality
     if total.has_data:
-        cost = f"Total Cost: {money_text(total.total)} (Claude {money_text(total.claude)} + GLM {money_text(total.glm)})"
+        at_least = "≥ " if report.lower_bound else ""  # usage missing from the transcripts: see the warnings
+        cost = f"Total Cost: {at_least}{money_text(total.total)} (Claude {at_least}{money_text(total.claude)} + GLM {money_text(total.glm)})"
         base = f"vs Claude-Only: {money_text(total.baseline)}¹"
         savings = f"Savings: {money_text(total.savings)} ({pct_text(total.savings_pct)})"
     else:

@@ -54,7 +54,7 @@
   // money and percents come as the Markdown report writes them (h.text), so both agree to the digit
   var ht = h.text || {};
   var cards = [
-    ["Total cost", ht.total || NO, "Claude " + (ht.claude || NO) + " + GLM " + (ht.glm || NO)],
+    ["Total cost", (h.lower_bound ? "≥ " : "") + (ht.total || NO), "Claude " + (h.lower_bound ? "≥ " : "") + (ht.claude || NO) + " + GLM " + (ht.glm || NO) + (h.lower_bound ? " (a lower bound: see the warnings)" : "")],
     ["vs Claude-only", ht.baseline || NO, "the same work, Claude only ¹"],
     ["Savings", ht.savings || NO, ht.savings_pct || NO],
     ["AC pass rate", isNum(h.ac) ? ht.ac : NO, h.ac_detail || NO],

@@ -7,6 +7,7 @@ repr, log line or error message can print it.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from functools import lru_cache
@@ -29,10 +30,13 @@ from pydantic import (
 )
 
 from mcp_server.errors import HybridError
+from mcp_server.keys import API_KEY_VARIABLES, api_key_from, received  # noqa: F401 (re-exported)
 
 
 class ConfigError(HybridError):
     """A configuration value is missing or wrong; the message names it."""
+
+    exit_code = 2  # a bad setting, like a bad flag (docs/cli.md)
 
 
 class _Strict(BaseModel):
@@ -95,6 +99,19 @@ class StorySettings(_Strict):
 class ContextSettings(_Strict):
     max_tokens: int = Field(ge=500)
     chars_per_token: int = Field(ge=1, le=16)
+    # Names (globs, matched without case against every folder and file name of a path) that are
+    # never sent to GLM as context files, and project-relative globs that are sent anyway.
+    refuse: list[str]
+    allow: list[str] = Field(default_factory=list)
+
+
+class LimitSettings(_Strict):
+    """The size of each GLM tool argument, checked before anything is read or sent."""
+
+    instructions_chars: int = Field(ge=100, le=2_000_000)
+    test_command_chars: int = Field(ge=10, le=100_000)
+    context_files: int = Field(ge=1, le=1000)
+    path_chars: int = Field(ge=10, le=4096)
 
 
 class TestSettings(_Strict):
@@ -242,6 +259,7 @@ class Settings(_Strict):
     context: ContextSettings
     tests: TestSettings
     budget: BudgetSettings
+    limits: LimitSettings
     # Optional price overrides, same shape as data/prices.yaml's `models`.
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # hybrid-monitor's thresholds and baseline; shipped in data/thresholds.yaml.
@@ -278,9 +296,6 @@ PLUGIN_OPTION_SETTINGS = {
 }
 # Settings given as ``k=v,k=v`` in one variable: read as mappings, so that they merge key by key.
 KEY_VALUE_SETTINGS = {"telemetry.headers", "telemetry.resource_attributes"}
-# First non-empty wins. The plugin option arrives as HYBRID_GLM_API_KEY and an
-# unset option arrives as "", which must never shadow a key the user exported.
-API_KEY_VARIABLES = ("ZAI_API_KEY", "GLM_API_KEY", "HYBRID_GLM_API_KEY")
 
 PROJECT_CONFIG = Path(".claude") / "hybrid.yaml"
 
@@ -325,20 +340,15 @@ def _read_project_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path} must hold a mapping at the top level")
     return loaded
-
-
-def api_key_from(environ: dict[str, str]) -> str | None:
-    for name in API_KEY_VARIABLES:
-        value = (environ.get(name) or "").strip()
-        if value:
-            return value
-    return None
 
 
 def _apply_environment(tree: dict[str, Any], env: dict[str, str], mapping: dict[str, str]) -> None:
@@ -361,6 +371,23 @@ def _apply_environment(tree: dict[str, Any], env: dict[str, str], mapping: dict[
         _set_dotted(tree, dotted, parsed)
 
 
+def _setting_problem(error: Any) -> str:
+    """`glm.base_ur is not a setting; did you mean glm.base_url?`: the dotted key, one clause."""
+    location = [str(part) for part in error["loc"]]
+    dotted = ".".join(location)
+    if error["type"] != "extra_forbidden":
+        return f"{dotted}: {error['msg'].removeprefix('Value error, ')}"
+    model: Any = Settings
+    for part in location[:-1]:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        model = field.annotation if field is not None else None
+    known = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    close = difflib.get_close_matches(location[-1], known, n=1)
+    prefix = ".".join(location[:-1] + close[:1])
+    hint = f" (did you mean {prefix}?)" if close else (f" (known: {', '.join(known)})" if known else "")
+    return f"{dotted} is not a setting{hint}"
+
+
 def load_settings(root: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     root = (root or project_root(env)).resolve()
@@ -372,13 +399,10 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
     try:
         settings = Settings.model_validate(tree)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(
-            f"invalid configuration (defaults <- {project_file} <- environment): {problems}"
-        ) from None
-    key = api_key_from(env)
+        problems = "; ".join(_setting_problem(err) for err in exc.errors())
+        raise ConfigError(f"{project_file.relative_to(root) if project_file.is_relative_to(root) else project_file}"
+                          f" (or the environment): {problems}") from None
+    key = api_key_from(env) or received()  # received: handed over on a pipe (mcp_server/keys.py)
     return settings.model_copy(
         update={"api_key": SecretStr(key) if key else None, "project_root": root}
     )

@@ -162,6 +162,10 @@ def launch(root: Path, module: str, argv: list[str]) -> None:
         print(f"hybrid: could not set up the plugin's Python environment: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     env = dict(os.environ)
+    if module == "mcp_server":  # the key goes on a pipe: generated code can read a server's environment
+        from mcp_server import keys  # here, not at the top: this file also runs as a script (build)
+
+        env = keys.hand_over(env)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
     os.execve(str(python), [str(python), "-m", module, *argv], env)
 

@@ -15,18 +15,25 @@ session's main loop, marked ``running`` through the checkpoint tool). ``usage_ve
 by triggers: a number that every change of a usage row raises, so a report can tell that the
 ledger has not changed since it last summed it. ``usage_total`` holds the rows' running totals,
 kept by triggers too (mcp_server/ledger_totals.py).
+``reservation`` holds the budget room of GLM requests in flight, so every MCP server process on
+the project sees it; ``agent_report`` the agent totals the main transcripts report.
+
+Faults: every SQLite error comes out as a LedgerError naming the file (it is also a
+sqlite3.Error, for callers that catch those). A file that is not a readable database is moved
+aside (kept, never deleted) and a new ledger started. A row that cannot be written goes to the
+spool (mcp_server/ledger_spool.py) and is merged, once, when the ledger can be written again.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mcp_server import ledger_totals
+from mcp_server import ledger_spool, ledger_totals
+from mcp_server.ledger_connection import LedgerConnection
+from mcp_server.ledger_faults import LedgerError  # noqa: F401 (re-exported)
 
 LEDGER_RELATIVE = Path(".claude") / "hybrid" / "usage.db"
 
@@ -81,6 +88,21 @@ CREATE TABLE IF NOT EXISTS agent_phase (
     story TEXT NOT NULL,
     phase TEXT NOT NULL,
     ts TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agent_report (
+    session_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    PRIMARY KEY (session_id, agent_id, source)
+);
+CREATE TABLE IF NOT EXISTS reservation (
+    id INTEGER PRIMARY KEY,
+    story TEXT NOT NULL,
+    usd REAL NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    expires_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS usage_version (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -143,6 +165,7 @@ class ModelTotals:
     cache_write_1h_tokens: int
     completion_tokens: int
     calls: int
+    partial: int = 0  # calls whose transcript never got their final usage: the totals are lower bounds
 
 
 @dataclass
@@ -165,6 +188,14 @@ class TranscriptCursor:
 
 
 _CURSOR_COLUMNS = [f.name for f in fields(TranscriptCursor)]
+_UPSERT = (
+    f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join(f':{name}' for name in _COLUMNS)}) "
+    "ON CONFLICT(dedup_key) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS if name not in ("dedup_key", "ts"))
+    + " WHERE excluded.completion_tokens + excluded.prompt_tokens > usage.completion_tokens + usage.prompt_tokens"
+    # the copy with the final usage replaces an early snapshot even when no count grew
+    + " OR (usage.status = 'ok:partial-usage' AND excluded.status = 'ok')"
+)
 
 
 def _where(*, story: str | None = None, phase: str | None = None, since: str | None = None) -> tuple[str, list[str]]:
@@ -181,35 +212,28 @@ def ledger_path(project_root: Path) -> Path:
     return Path(project_root) / LEDGER_RELATIVE
 
 
-class Ledger:
-    """One connection per instance; safe to share across asyncio tasks of one thread."""
+class Ledger(LedgerConnection):
+    """One connection per instance; safe to share across asyncio tasks of one thread.
+    The connection, its faults and the spool's merge: mcp_server/ledger_connection.py."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
+    SCHEMA = _SCHEMA
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            ledger_totals.migrate(conn, _SCHEMA)
-            self._conn = conn
-        return self._conn
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        ledger_totals.migrate(conn, self.SCHEMA)  # the tables, and the running totals kept by triggers
 
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    def _merge_spooled(self, spooled: list[dict]) -> None:
+        with self.transaction():
+            for values in spooled:
+                row = {name: values.get(name) for name in _COLUMNS}
+                row["dedup_key"] = row["dedup_key"] or ledger_spool.spool_key()
+                row["ts"] = row["ts"] or utc_now()
+                self.execute(_UPSERT, row)
 
     def record(self, row: UsageRow) -> int:
         values = asdict(row)
         values["ts"] = values["ts"] or utc_now()
         placeholders = ", ".join(f":{name}" for name in _COLUMNS)
-        cursor = self._connection().execute(
-            f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values
-        )
+        cursor = self.execute(f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values)
         return int(cursor.lastrowid)
 
     def record_message(self, row: UsageRow) -> None:
@@ -222,28 +246,19 @@ class Ledger:
             raise ValueError("record_message needs a dedup_key")
         values = asdict(row)
         values["ts"] = values["ts"] or utc_now()
-        placeholders = ", ".join(f":{name}" for name in _COLUMNS)
-        updates = ", ".join(
-            f"{name} = excluded.{name}" for name in _COLUMNS if name not in ("dedup_key", "ts")
-        )
-        self._connection().execute(
-            f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
-            f"ON CONFLICT(dedup_key) DO UPDATE SET {updates} "
-            "WHERE excluded.completion_tokens + excluded.prompt_tokens"
-            " > usage.completion_tokens + usage.prompt_tokens",
-            values,
-        )
+        self.execute(_UPSERT, values)
 
     def totals_by_model(
         self, *, story: str | None = None, since: str | None = None, phase: str | None = None
     ) -> list[ModelTotals]:
         where, params = _where(story=story, phase=phase, since=since)
-        rows = self._connection().execute(
+        rows = self.fetchall(
             "SELECT provider, model, SUM(prompt_tokens), SUM(cached_tokens),"
             " SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(completion_tokens),"
-            f" COUNT(*) FROM usage {where} GROUP BY provider, model ORDER BY provider, model",
+            f" COUNT(*), SUM(status = 'ok:partial-usage') FROM usage {where}"
+            " GROUP BY provider, model ORDER BY provider, model",
             params,
-        ).fetchall()
+        )
         return [ModelTotals(*row) for row in rows]
 
     def totals_by_bucket(
@@ -252,24 +267,12 @@ class Ledger:
         """(provider, model, bucket, prompt, cached, write_5m, write_1h, completion) summed per
         ``bucket_sql``, an SQL expression over a row (the price table's tier of its prompt size)."""
         where, params = _where(story=story, since=since)
-        return self._connection().execute(
+        return self.fetchall(
             f"SELECT provider, model, {bucket_sql} AS bucket, SUM(prompt_tokens), SUM(cached_tokens),"
             " SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(completion_tokens)"
             f" FROM usage {where} GROUP BY provider, model, bucket ORDER BY provider, model, bucket",
             params,
-        ).fetchall()
-
-    @contextmanager
-    def transaction(self):
-        """One write transaction (BEGIN IMMEDIATE): a hook run commits all its rows at once."""
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        )
 
     def use_tiers(self, thresholds: tuple[int, ...]) -> bool:
         """Bucket the running totals by the price table's tier ``thresholds`` (re-summed once
@@ -277,39 +280,39 @@ class Ledger:
         return ledger_totals.use_tiers(self._connection(), thresholds)
 
     def get_cursor(self, path: str) -> TranscriptCursor | None:
-        row = self._connection().execute(
+        rows = self.fetchall(
             f"SELECT {', '.join(_CURSOR_COLUMNS)} FROM transcript_cursor WHERE path = ?", (path,)
-        ).fetchone()
-        return TranscriptCursor(*row) if row else None
+        )
+        return TranscriptCursor(*rows[0]) if rows else None
 
     def put_cursor(self, cursor: TranscriptCursor) -> None:
         """Save a cursor. Two hooks racing on one file is harmless: rows are deduplicated."""
-        self._connection().execute(
+        self.execute(
             f"INSERT OR REPLACE INTO transcript_cursor ({', '.join(_CURSOR_COLUMNS)})"
             f" VALUES ({', '.join('?' for _ in _CURSOR_COLUMNS)})",
             [getattr(cursor, name) for name in _CURSOR_COLUMNS],
         )
 
     def set_phase(self, key: str, story: str, phase: str, ts: str = "") -> None:
-        self._connection().execute(
+        self.execute(
             "INSERT INTO agent_phase (key, story, phase, ts) VALUES (?, ?, ?, ?) ON CONFLICT(key)"
             " DO UPDATE SET story = excluded.story, phase = excluded.phase, ts = excluded.ts",
             (key, story, phase, ts or utc_now()),
         )
 
     def clear_phase(self, key: str) -> None:
-        self._connection().execute("DELETE FROM agent_phase WHERE key = ?", (key,))
+        self.execute("DELETE FROM agent_phase WHERE key = ?", (key,))
 
     def phases(self, key_prefix: str) -> list[tuple[str, str, str]]:
         """(key, story, phase) for every key that starts with ``key_prefix``."""
-        return self._connection().execute(
+        return self.fetchall(
             "SELECT key, story, phase FROM agent_phase WHERE substr(key, 1, ?) = ? ORDER BY key",
             (len(key_prefix), key_prefix),
-        ).fetchall()
+        )
 
     def attribute_unattributed(self, *, session_id: str, agent_id: str, story: str, phase: str) -> int:
         """Give an agent's unattributed Claude rows the story and phase learnt later."""
-        cursor = self._connection().execute(
+        cursor = self.execute(
             "UPDATE usage SET story = ?, phase = ? WHERE provider = 'anthropic' AND session_id = ?"
             " AND agent_id = ? AND story IS NULL AND phase IS NULL",
             (story, phase, session_id, agent_id),
@@ -318,14 +321,17 @@ class Ledger:
 
     def known_transcripts(self) -> list[tuple[str, str | None]]:
         """(path, session_id) of every transcript a hook has read."""
-        return self._connection().execute("SELECT path, session_id FROM transcript_cursor").fetchall()
+        return self.fetchall("SELECT path, session_id FROM transcript_cursor")
 
     def session_started_at(self, session_id: str) -> str | None:
         """The earliest ``ts`` recorded for a Claude Code session, or None."""
-        row = self._connection().execute(
-            "SELECT MIN(ts) FROM usage WHERE session_id = ?", (session_id,)
-        ).fetchone()
-        return row[0] if row else None
+        rows = self.fetchall("SELECT MIN(ts) FROM usage WHERE session_id = ?", (session_id,))
+        return rows[0][0] if rows else None
+
+    def stories(self) -> list[str]:
+        """Every story id some usage row is attributed to."""
+        cursor = self._connection().execute("SELECT DISTINCT story FROM usage WHERE story IS NOT NULL")
+        return [row[0] for row in cursor.fetchall()]
 
     def record_refusal(self, *, cap: str, story: str | None, source: str, session_id: str | None = None) -> None:
         self._connection().execute(
@@ -352,10 +358,8 @@ class Ledger:
 
     def rows(self, *, story: str | None = None) -> list[UsageRow]:
         where, params = ("WHERE story = ?", [story]) if story is not None else ("", [])
-        cursor = self._connection().execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM usage {where} ORDER BY id", params
-        )
-        return [UsageRow(**dict(zip(_COLUMNS, row))) for row in cursor.fetchall()]
+        rows = self.fetchall(f"SELECT {', '.join(_COLUMNS)} FROM usage {where} ORDER BY id", params)
+        return [UsageRow(**dict(zip(_COLUMNS, row))) for row in rows]
 
 
 def monotonic_ms(start: float) -> int:

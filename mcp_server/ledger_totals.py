@@ -20,6 +20,7 @@ from typing import Sequence
 
 KEY = ("story", "phase", "provider", "model", "bucket", "hour", "session_id")
 SUMMED = ("prompt_tokens", "cached_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "completion_tokens")
+PARTIAL = "status = 'ok:partial-usage'"  # a request whose transcript never got its final usage
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS usage_tier (tokens INTEGER PRIMARY KEY);
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS usage_total (
     session_id TEXT,
     calls INTEGER NOT NULL DEFAULT 0,
     {", ".join(f"{name} INTEGER NOT NULL DEFAULT 0" for name in SUMMED)},
+    partial INTEGER NOT NULL DEFAULT 0,
     first_ts TEXT,
     last_ts TEXT
 );
@@ -75,6 +77,7 @@ def _add(row: str) -> str:
     INSERT INTO usage_total ({", ".join(KEY)}, first_ts, last_ts)
     SELECT {", ".join(key.values())}, {row}.ts, {row}.ts WHERE NOT EXISTS (SELECT 1 FROM usage_total WHERE {_match(row)});
     UPDATE usage_total SET calls = calls + 1, {", ".join(f"{name} = {name} + {row}.{name}" for name in SUMMED)},
+        partial = partial + ({row}.{PARTIAL}),
         first_ts = min(first_ts, {row}.ts), last_ts = max(last_ts, {row}.ts)
     WHERE {_match(row)};"""
 
@@ -83,6 +86,7 @@ def _remove(row: str) -> str:
     # first/last are looked up again only when the row removed was the group's first or last
     return f"""
     UPDATE usage_total SET calls = calls - 1, {", ".join(f"{name} = {name} - {row}.{name}" for name in SUMMED)},
+        partial = partial - ({row}.{PARTIAL}),
         first_ts = CASE WHEN first_ts = {row}.ts THEN (SELECT MIN(u.ts) {_hour_rows(row)}) ELSE first_ts END,
         last_ts = CASE WHEN last_ts = {row}.ts THEN (SELECT MAX(u.ts) {_hour_rows(row)}) ELSE last_ts END
     WHERE {_match(row)};
@@ -94,7 +98,7 @@ CREATE TRIGGER IF NOT EXISTS usage_total_insert AFTER INSERT ON usage BEGIN{_add
 END;
 CREATE TRIGGER IF NOT EXISTS usage_total_delete AFTER DELETE ON usage BEGIN{_remove("OLD")}
 END;
-CREATE TRIGGER IF NOT EXISTS usage_total_update AFTER UPDATE OF {", ".join(("ts", "provider", "model", "story", "phase", "session_id", *SUMMED))} ON usage BEGIN{_remove("OLD")}{_add("NEW")}
+CREATE TRIGGER IF NOT EXISTS usage_total_update AFTER UPDATE OF {", ".join(("ts", "provider", "model", "story", "phase", "session_id", "status", *SUMMED))} ON usage BEGIN{_remove("OLD")}{_add("NEW")}
 END;
 """
 
@@ -105,8 +109,9 @@ def _rebuild(thresholds: Sequence[int]) -> list[str]:
     key = {**_key_of("usage"), "bucket": f"({bucket})"}
     return [
         "DELETE FROM usage_total",
-        f"INSERT INTO usage_total ({', '.join(KEY)}, calls, {', '.join(SUMMED)}, first_ts, last_ts)"
-        f" SELECT {', '.join(key.values())}, COUNT(*), {', '.join(f'SUM({name})' for name in SUMMED)}, MIN(ts), MAX(ts)"
+        f"INSERT INTO usage_total ({', '.join(KEY)}, calls, {', '.join(SUMMED)}, partial, first_ts, last_ts)"
+        f" SELECT {', '.join(key.values())}, COUNT(*), {', '.join(f'SUM({name})' for name in SUMMED)}, SUM({PARTIAL}),"
+        " MIN(ts), MAX(ts)"
         " FROM usage GROUP BY 1, 2, 3, 4, 5, 6, 7",
     ]
 

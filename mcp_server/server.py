@@ -22,7 +22,6 @@ from mcp_server import checkpoint_tools
 from mcp_server.config import ConfigError, GlmSettings, Settings, load_settings
 from mcp_server.errors import HybridError
 from mcp_server.delegation.glm import GlmClient
-from mcp_server.delegation.inflight import InFlight
 from mcp_server.delegation.run import DelegationRequest, Services, delegate
 from mcp_server.delegation.summary import DelegationResult, as_text
 from mcp_server.ledger import Ledger, ledger_path, utc_now
@@ -39,14 +38,13 @@ INSTRUCTIONS = (
 
 @dataclass
 class Runtime:
-    """Lives as long as the server: one pooled GLM client, and the budget room held by the
-    GLM requests in flight, per project (the ledger itself is opened per use)."""
+    """Lives as long as the server: one pooled GLM client. The ledger, and the budget room held
+    by GLM requests in flight (which lives in it), are opened per use."""
 
     run_started_at: str = field(default_factory=utc_now)
     _glm: GlmClient | None = None
     _glm_identity: tuple[GlmSettings, str | None] | None = None
     _retired: set[GlmClient] = field(default_factory=set)
-    _in_flight: dict[str, InFlight] = field(default_factory=dict)
     _tiers_set: set[str] = field(default_factory=set)
 
     async def _glm_client(self, settings: Settings) -> GlmClient:
@@ -66,7 +64,6 @@ class Runtime:
     async def services(self, settings: Settings) -> Services:
         glm = await self._glm_client(settings)
         path = ledger_path(settings.project_root)
-        in_flight = self._in_flight.setdefault(str(path), InFlight())
         try:
             prices = PriceTable.load(settings.prices)
         except PriceTableError as error:
@@ -74,7 +71,7 @@ class Runtime:
         if str(path) not in self._tiers_set and path.is_file():  # a call that fails leaves no ledger
             _use_tiers(path, prices)
             self._tiers_set.add(str(path))
-        return Services(settings, glm, path, prices, self.run_started_at, in_flight)
+        return Services(settings, glm, path, prices, self.run_started_at)
 
     async def close(self) -> None:
         for client in (*self._retired, *([self._glm] if self._glm else [])):

@@ -5,27 +5,46 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Collection
 
 from mcp_server.errors import HybridError
 
+ECHO_LIMIT = 100  # characters of a refused story id quoted back
 STORY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class StoryIdError(HybridError, ValueError):
     """A story id that could escape a path or confuse a glob."""
 
+    exit_code = 2  # a bad argument (docs/cli.md)
+
 
 def check_story_id(story: object) -> str:
     if not isinstance(story, str) or not STORY_ID.fullmatch(story) or ".." in story:
+        shown = repr(story)
+        if len(shown) > ECHO_LIMIT:  # a bad id may be anything, megabytes included: echo its start
+            shown = f"{shown[:ECHO_LIMIT]}... ({len(story):,} characters)" if isinstance(story, str) else shown[:ECHO_LIMIT] + "..."
         raise StoryIdError(
-            f"story id {story!r} is not valid: use letters, digits, '.', '_' or '-' "
+            f"story id {shown} is not valid: use letters, digits, '.', '_' or '-' "
             "(at most 64, starting with a letter or digit), for example 01.2"
         )
     return story
 
 
-def find_story_file(root: Path, story: str, pattern: str) -> Path | None:
-    """The first file matching the configured glob (sorted, so the answer is stable).
+# The pipeline's own output folders: P1 writes docs/design/<story>-ux.md, which the default glob
+# (docs/**/{story}*.md) also matches. Nothing in them is ever a story file.
+OUTPUT_FOLDERS = ("docs/design",)
+
+
+def is_pipeline_output(relative: str, outputs: Collection[str] = ()) -> bool:
+    """A file the pipeline wrote: under an output folder, or one of ``outputs`` (the artifacts
+    the checkpoints list, such as the docs P7 wrote)."""
+    return relative in outputs or any(relative.startswith(f"{folder}/") for folder in OUTPUT_FOLDERS)
+
+
+def story_file_candidates(root: Path, story: str, pattern: str, outputs: Collection[str] = ()) -> list[Path]:
+    """Every file the configured glob matches for ``story``, sorted, leaving out the pipeline's
+    own outputs and anything under .git.
 
     A match must be followed by a separator, so story ``01.2`` finds ``01.2-user-roles.md``
     and ``01.2.user-roles.md`` but never ``01.23-other.md``.
@@ -33,6 +52,7 @@ def find_story_file(root: Path, story: str, pattern: str) -> Path | None:
     check_story_id(story)  # the id rule also keeps glob syntax ('*', '?', '[') out of the pattern
     glob = pattern.replace("{story}", story)  # not str.format: a stray brace must not raise KeyError
     root = Path(root)
+    found = []
     for candidate in sorted(root.glob(glob)):
         if not candidate.is_file():
             continue
@@ -41,10 +61,33 @@ def find_story_file(root: Path, story: str, pattern: str) -> Path | None:
             continue
         if rest is not None and rest[:1] == "." and rest[1:2].isdigit():
             continue  # 01.2 must not match 01.23.md
-        if ".git" in candidate.relative_to(root).parts:
+        relative = candidate.relative_to(root)
+        if ".git" in relative.parts or is_pipeline_output(relative.as_posix(), outputs):
             continue
-        return candidate
-    return None
+        found.append(candidate)
+    return found
+
+
+def find_story_file(root: Path, story: str, pattern: str, outputs: Collection[str] = ()) -> Path | None:
+    """The first of story_file_candidates (sorted, so the answer is stable); None when there is none.
+
+    When several files match, the first with acceptance criteria wins: the docs P7 writes
+    (docs/features/01.2-user-roles.md) share the story's id but have none.
+    Only a story without a checkpoint is looked up this way: a checkpoint records its story file
+    when it is created, and every later lookup uses that file (checkpoints.story_file_of).
+    """
+    candidates = story_file_candidates(root, story, pattern, outputs)
+    if len(candidates) > 1:  # a story has acceptance criteria; a doc that only shares its id does not
+        with_criteria = [path for path in candidates if _has_criteria(path, story)]
+        candidates = with_criteria or candidates
+    return candidates[0] if candidates else None
+
+
+def _has_criteria(path: Path, story: str) -> bool:
+    try:
+        return bool(parse_story(path, story).acceptance_criteria)
+    except StoryFileError:
+        return False
 
 
 # --- Story files: title and acceptance criteria -------------------------------------------
@@ -118,7 +161,7 @@ def parse_story(path: Path, story: str | None = None) -> Story:
     return Story(story_id, _title(lines, story_id, path), path, _acceptance_criteria(lines, path))
 
 
-def story_files(root: Path, pattern: str) -> list[tuple[str, Path]]:
+def story_files(root: Path, pattern: str, outputs: Collection[str] = ()) -> list[tuple[str, Path]]:
     """(id, file) of every story the glob finds, one per id, in natural id order, unparsed.
 
     A file counts as a story when its name starts with an id (01.2-x.md, PROJ-12.md); the file
@@ -128,10 +171,11 @@ def story_files(root: Path, pattern: str) -> list[tuple[str, Path]]:
     ids = {
         story_id
         for candidate in root.glob(any_story_glob(pattern))
-        if candidate.is_file() and ".git" not in candidate.relative_to(root).parts
+        if candidate.is_file() and ".git" not in (relative := candidate.relative_to(root)).parts
+        and not is_pipeline_output(relative.as_posix(), outputs)
         and (story_id := story_id_from_name(candidate.name)) is not None
     }
-    found = ((story_id, find_story_file(root, story_id, pattern)) for story_id in sorted(ids, key=natural_key))
+    found = ((story_id, find_story_file(root, story_id, pattern, outputs)) for story_id in sorted(ids, key=natural_key))
     return [(story_id, path) for story_id, path in found if path is not None]
 
 

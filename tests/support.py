@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
@@ -82,3 +82,25 @@ def tree_snapshot(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and ".claude" not in p.relative_to(root).parts
     }
+
+
+@contextmanager
+def ledger_locked(path: Path) -> Iterator[None]:
+    """Another process's exclusive lock on the ledger, as a long write would hold it: every
+    read and write of it waits for the busy timeout, then fails."""
+    import sqlite3
+
+    from mcp_server.ledger import Ledger
+
+    ledger = Ledger(path)
+    ledger.rows()  # the ledger exists, in WAL mode
+    ledger.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+    conn.execute("BEGIN EXCLUSIVE")
+    conn.execute("DELETE FROM transcript_cursor WHERE 0")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+        conn.close()

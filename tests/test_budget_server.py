@@ -7,7 +7,11 @@ $0.60 in / $2.20 out per million tokens.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import anyio
@@ -20,10 +24,11 @@ from mcp_server.delegation.glm import GlmClient, GlmError
 from mcp_server.delegation.inflight import InFlight
 from mcp_server.delegation.protocol import FileWrite, render_reply
 from mcp_server.delegation.run import DelegationRequest, Services, delegate
+from mcp_server.delegation.summary import as_text
 from mcp_server.ledger import Ledger, UsageRow, ledger_path, utc_now
 from mcp_server.pricing import PriceTable
 from mcp_server.server import Runtime
-from tests.support import TEST_KEY
+from tests.support import TEST_KEY, ledger_locked
 
 pytestmark = pytest.mark.anyio
 
@@ -58,10 +63,10 @@ def rows(project):
 # --- in-flight reservations ---------------------------------------------------------------------
 
 
-async def test_a_reservation_is_seen_by_the_next_check_and_released_after():
-    in_flight, seen = InFlight(), []
+async def test_a_reservation_is_seen_by_the_next_check_and_released_after(tmp_path):
+    in_flight, seen = InFlight(tmp_path / "usage.db", 60), []
 
-    def check(story_usd: float, run_usd: float) -> None:
+    def check(ledger, story_usd: float, run_usd: float) -> None:
         seen.append((round(story_usd, 6), round(run_usd, 6)))
 
     async with in_flight.reserve("01.2", 0.25, check):
@@ -74,10 +79,10 @@ async def test_a_reservation_is_seen_by_the_next_check_and_released_after():
     assert in_flight.reserved("01.2") == (0, 0)
 
 
-async def test_a_refused_failed_or_cancelled_request_holds_nothing():
-    in_flight = InFlight()
+async def test_a_refused_failed_or_cancelled_request_holds_nothing(tmp_path):
+    in_flight = InFlight(tmp_path / "usage.db", 60)
 
-    def refuse(story_usd: float, run_usd: float) -> None:
+    def refuse(ledger, story_usd: float, run_usd: float) -> None:
         raise BudgetExceeded("over")
 
     with pytest.raises(BudgetExceeded):
@@ -92,11 +97,11 @@ async def test_a_refused_failed_or_cancelled_request_holds_nothing():
     assert in_flight.reserved("01.2") == (0, 0)
 
 
-async def test_parallel_checks_see_each_others_reservations():
-    """The check awaits a worker thread: without the lock, all four would see an empty room."""
-    in_flight, cap, admitted = InFlight(), 0.25, []
+async def test_parallel_checks_see_each_others_reservations(tmp_path):
+    """The check runs in worker threads: the ledger transaction keeps them from interleaving."""
+    in_flight, cap, admitted = InFlight(tmp_path / "usage.db", 60), 0.25, []
 
-    def check(story_usd: float, run_usd: float) -> None:
+    def check(ledger, story_usd: float, run_usd: float) -> None:
         threading.Event().wait(0.02)  # a slow ledger read
         if story_usd + 0.1 > cap:
             raise BudgetExceeded("over")
@@ -113,6 +118,38 @@ async def test_parallel_checks_see_each_others_reservations():
         for index in range(4):
             group.start_soon(one, index)
     assert len(admitted) == 2
+
+
+async def test_another_process_reservation_holds_until_that_process_is_gone(tmp_path):
+    """A reservation lives in the ledger, so a second server sees it; a killed server's does not
+    hold room for ever."""
+    path = tmp_path / "usage.db"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        ledger = Ledger(path)
+        with ledger.transaction():
+            ledger.execute(
+                "INSERT INTO reservation (story, usd, host, pid, expires_at) VALUES ('01.2', 0.5, ?, ?, '9999')",
+                (socket.gethostname(), other.pid),
+            )
+        ledger.close()
+        assert InFlight(path, 60).reserved("01.2") == (0.5, 0.5)
+    finally:
+        other.kill()
+        other.wait()
+    assert InFlight(path, 60).reserved("01.2") == (0, 0)
+
+
+async def test_an_expired_reservation_holds_nothing(tmp_path):
+    path = tmp_path / "usage.db"
+    ledger = Ledger(path)
+    with ledger.transaction():
+        ledger.execute(
+            "INSERT INTO reservation (story, usd, host, pid, expires_at) VALUES ('01.2', 0.5, ?, ?, ?)",
+            (socket.gethostname(), os.getpid(), "2000-01-01T00:00:00.000+00:00"),
+        )
+    ledger.close()
+    assert InFlight(path, 60).reserved("01.2") == (0, 0)
 
 
 # --- the estimate and the rows are priced per request tier ---------------------------------------
@@ -198,17 +235,17 @@ async def test_a_failed_request_that_was_sent_is_recorded(project, fake):
     assert (row.status, row.attempt) == ("error:1211", 1)
 
 
-async def test_a_ledger_error_after_a_paid_call_keeps_the_output(project, fake, monkeypatch, caplog):
-    def locked(path, row):
-        raise sqlite3.OperationalError("database is locked")
-
-    monkeypatch.setattr(run_module, "_record_row", locked)
+async def test_a_locked_ledger_after_a_paid_call_keeps_the_output_and_spools_the_row(project, fake, monkeypatch):
+    monkeypatch.setenv("HYBRID_LEDGER_TIMEOUT_S", "0.2")
     fake.reply(REPLY, prompt_tokens=1000, completion_tokens=100)
-    with caplog.at_level(logging.ERROR, logger="hybrid.delegation"):
+    with ledger_locked(ledger_path(project)):
         result = await delegate(services_for(project, fake), implement())
     assert (project / "app" / "x.py").read_text() == "x = 1\n"
     assert result.attempts == 1 and result.cost_usd == pytest.approx((1000 * 0.60 + 100 * 2.20) / 1e6)
-    assert "database is locked" in caplog.text
+    assert result.usage_spooled and "Usage only spooled" in as_text(result)
+    [row] = rows(project)  # merged by the next open, once
+    assert (row.prompt_tokens, row.completion_tokens, row.status) == (1000, 100, "ok")
+    assert len(rows(project)) == 1
 
 
 async def test_ledger_rows_are_written_off_the_event_loop(project, fake, monkeypatch):

@@ -690,7 +690,7 @@ def test_cli_status_show_and_stories(project, capsys):
     assert hybrid(["status", "01.2,01.3", "--project", str(project)]) == 0  # not started is no error
     capsys.readouterr()
     assert hybrid(["status", "01.3", "09.9", "--project", str(project)]) == 1  # no file, no checkpoint
-    assert any(line.startswith("09.9") and line.endswith("no checkpoint yet") for line in capsys.readouterr().out.splitlines())
+    assert capsys.readouterr().err == "hybrid: unknown story 09.9; known: 01.2, 01.3\n"
 
     assert hybrid(["checkpoint", "show", STORY, "--project", str(project)]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -714,11 +714,11 @@ def test_cli_errors_are_one_clear_line(project, capsys):
     assert "01.2" in capsys.readouterr().out
     nothing = project / "nothing"
     nothing.mkdir()
-    assert hybrid(["status", "--project", str(nothing)]) == 0
-    assert "no checkpoints yet" in capsys.readouterr().out
+    assert hybrid(["status", "--project", str(nothing)]) == 1  # nothing to show (docs/cli.md)
+    assert "no stories yet" in capsys.readouterr().err
     assert hybrid(["checkpoint", "show", "09.9", "--project", str(project)]) == 1
     assert "no checkpoint for 09.9 yet" in capsys.readouterr().err
-    assert hybrid(["checkpoint", "show", "../x", "--project", str(project)]) == 1
+    assert hybrid(["checkpoint", "show", "../x", "--project", str(project)]) == 2  # a bad argument
     assert "story id '../x' is not valid" in capsys.readouterr().err
     set_up(project, "p1")
     path = checkpoint_path(project, STORY)
@@ -729,7 +729,7 @@ def test_cli_errors_are_one_clear_line(project, capsys):
     empty = project / "empty"
     empty.mkdir()
     assert hybrid(["stories", "--project", str(empty)]) == 1
-    assert "no story files match docs/**/*.md" in capsys.readouterr().out
+    assert "no story files match docs/**/*.md" in capsys.readouterr().err
 
 
 def test_history_entry_renders_the_seed_form():
@@ -793,7 +793,7 @@ def test_resume_plan_leaves_out_done_blocked_and_unstarted_stories_unless_named(
     assert hybrid(["resume-args", "--project", str(project)]) == 0
     assert "nothing to resume" in capsys.readouterr().err
     assert hybrid(["resume-args", "09.9", "--project", str(project)]) == 1
-    assert "no story file or checkpoint for 09.9" in capsys.readouterr().err
+    assert capsys.readouterr().err == "hybrid: unknown story 09.9; known: 01.2, 01.3, 01.4\n"
 
 
 def test_resume_plan_keeps_a_frontend_storys_developer(project):

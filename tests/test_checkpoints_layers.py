@@ -13,7 +13,7 @@ import mcp_server.checkpoints as checkpoints
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "mcp_server" / "checkpoints"
 # Each module may import only the modules before it.
-LAYERS = ("model", "validation", "yaml_document", "rules", "store", "views")
+LAYERS = ("model", "validation", "yaml_document", "history_file", "rules", "store", "views")
 MAX_LINES = 400
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mcp_server.monitor.coverage import CoverageError, read_coverage
+from mcp_server.coverage import CoverageError, read_coverage
 
 from tests.test_monitor_builders import LCOV, cobertura
 

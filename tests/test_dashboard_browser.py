@@ -24,7 +24,8 @@ import pytest
 from mcp_server.monitor import main
 
 from tests.test_monitor import SONNET_BASELINE, configure
-from tests.test_monitor_builders import checkpoint_data, phase, scripted_run, write_checkpoint
+from mcp_server.ledger import Ledger, ledger_path
+from tests.test_monitor_builders import checkpoint_data, phase, scripted_run, usage, write_checkpoint
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium") if p and os.path.exists(p)), None)
 pytestmark = pytest.mark.skipif(
@@ -125,6 +126,83 @@ def test_dashboard_loads_offline_with_no_errors_and_charts_hold_their_points(cap
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     assert struct.unpack(">II", png[16:24]) == (1366, 900)
+
+
+# Runs in the page after it has drawn: per chart, the tick labels uPlot drew on each axis, and the
+# marks: plot-area pixels that are neither background nor grid (saturated, or darker than a grid
+# line), with the leftmost and rightmost column holding one, so a bar cut by the edge shows.
+INSPECT = """<script>
+setTimeout(function () {
+  (window.hybridCharts || []).forEach(function (pair) {
+    var u = pair[0], el = pair[1], b = u.bbox;
+    el.setAttribute("data-axis-labels", JSON.stringify(u.axes.map(function (axis) {
+      return (axis._values || []).map(String).filter(function (text) { return text.trim() !== ""; });
+    })));
+    var pixels = u.ctx.getImageData(b.left, b.top, b.width, b.height).data, marks = 0, left = b.width, right = -1;
+    for (var i = 0; i < pixels.length; i += 4) {
+      var r = pixels[i], g = pixels[i + 1], bl = pixels[i + 2], a = pixels[i + 3];
+      var spread = Math.max(r, g, bl) - Math.min(r, g, bl), dark = (r + g + bl) / 3 < 160;
+      if (a > 200 && (spread > 60 || dark)) {
+        var x = (i / 4) % b.width;
+        marks++; left = Math.min(left, x); right = Math.max(right, x);
+      }
+    }
+    el.setAttribute("data-marks", JSON.stringify({count: marks, left: left, right: right, width: b.width}));
+    el.setAttribute("data-legend", JSON.stringify(Array.prototype.map.call(el.querySelectorAll(".u-legend th"), function (th) {
+      return th.textContent + getComputedStyle(th, "::after").content.replace(/^none$|^normal$|^""$/, "");
+    })));
+  });
+  document.body.setAttribute("data-inspected", "1");
+}, 50);
+</script>"""
+
+
+def inspected_charts(tmp: Path, page: Path) -> dict[str, dict]:
+    """Every chart as drawn in chromium: its axis labels and its marks."""
+    probe = tmp / f"inspected-{page.name}"
+    probe.write_text(page.read_text().replace("</body>", INSPECT + "</body>", 1))
+    parsed, stderr = loaded(tmp, probe)
+    assert_clean(parsed, stderr)
+    assert parsed.tags["body"].get("data-inspected") == "1", stderr[-2000:]
+    return {chart: {"axes": json.loads(parsed.by_id[chart]["data-axis-labels"]),
+                    "marks": json.loads(parsed.by_id[chart]["data-marks"]),
+                    "legend": json.loads(parsed.by_id[chart]["data-legend"])} for chart in CHARTS}
+
+
+def assert_charts_readable(charts: dict[str, dict]) -> None:
+    for chart, seen in charts.items():
+        axes, marks = seen["axes"], seen["marks"]
+        assert axes and all(axes), (chart, axes)  # every axis has labels
+        for labels in axes[1:]:  # value axes: not one label repeated (both axes "0m")
+            assert len(set(labels)) > 1, (chart, labels)
+        assert marks["count"] > 200, (chart, marks)  # bars and lines, not an empty plot
+        assert 0 < marks["left"] and marks["right"] < marks["width"] - 1, (chart, marks)  # nothing cut by the edge
+        assert seen["legend"] and not any(":" in label for label in seen["legend"]), (chart, seen["legend"])
+
+
+def test_every_chart_has_axis_labels_and_visible_marks(capsys, tmp_path):
+    project = scripted_run(tmp_path / "project")
+    configure(project, SONNET_BASELINE)
+    charts = inspected_charts(tmp_path, dashboard(capsys, project, tmp_path / "dashboard.html"))
+    assert_charts_readable(charts)
+    assert charts["chart-stories"]["axes"][0] == ["01.2", "01.3"]
+
+
+def test_a_one_run_project_with_short_phases_reads_in_seconds_and_its_run_is_drawn_whole(capsys, tmp_path):
+    project = tmp_path / "project"
+    write_checkpoint(project, checkpoint_data("01.2", phases={
+        name: phase("done", f"10:00:{10 * k:02d}", f"10:00:{10 * k + 8:02d}") for k, name in enumerate(("P1", "P2", "P3"))
+    }))
+    ledger_path(project).parent.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(ledger_path(project))
+    usage(ledger, "glm", "glm-4.7", "01.2", "P2", 12_000, out=3_000)
+    usage(ledger, "anthropic", "claude-sonnet-5-5", "01.2", "P1", 20_000, out=2_000)
+    charts = inspected_charts(tmp_path, dashboard(capsys, project, tmp_path / "dashboard.html"))
+    assert_charts_readable(charts)
+    assert all(label.endswith("s") for label in charts["chart-time"]["axes"][1]), charts["chart-time"]
+    runs = charts["chart-runs"]["marks"]
+    middle = (runs["left"] + runs["right"]) / 2
+    assert abs(middle - runs["width"] / 2) < runs["width"] * 0.1, runs  # the one run sits in the middle, whole
 
 
 def test_a_script_error_would_be_caught(tmp_path, capsys):

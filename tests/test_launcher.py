@@ -149,3 +149,18 @@ def test_a_build_outlives_a_launcher_that_claude_code_stops(tmp_path):
     while not (data / "venv" / launcher.STAMP).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (data / "venv" / launcher.STAMP).is_file(), (data / "bootstrap.log").read_text()
+
+
+def test_the_key_is_handed_over_on_a_pipe_that_the_server_reads_once_and_closes(monkeypatch):
+    from mcp_server import keys
+
+    monkeypatch.setattr(keys, "_received", None)  # restored after: no other test sees this key
+    env = keys.hand_over({"ZAI_API_KEY": "", "GLM_API_KEY": "k-123", "HYBRID_GLM_API_KEY": "", "PATH": "/bin"})
+    assert set(env) == {"PATH", keys.KEY_FD_VARIABLE}
+    fd = int(env[keys.KEY_FD_VARIABLE])
+    monkeypatch.setenv(keys.KEY_FD_VARIABLE, str(fd))
+    keys.receive()
+    assert keys.received() == "k-123" and keys.KEY_FD_VARIABLE not in os.environ
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed: nothing left to read through /proc/<pid>/fd
+    assert keys.hand_over({"PATH": "/bin"}) == {"PATH": "/bin"}  # no key: no pipe

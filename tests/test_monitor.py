@@ -122,9 +122,9 @@ def test_the_headline_in_the_seeds_shape(capsys, project):
         "# Hybrid AI Batch Report",
         "",
         "Stories: 01.2, 01.3  ",
-        "Total Cost: $0.48 (Claude $0.23 + GLM $0.25)  ",
-        "vs Claude-Only: $0.34¹  ",
-        "Savings: -$0.14 (-39.9%)",
+        "Total Cost: $0.481 (Claude $0.230 + GLM $0.251)  ",  # below $1: three significant digits
+        "vs Claude-Only: $0.344¹  ",
+        "Savings: -$0.137 (-39.9%)",
         "",
         "Quality:",
         "- AC Pass Rate: 100% (5/5 ACs; 2/2 stories)",
@@ -134,13 +134,13 @@ def test_the_headline_in_the_seeds_shape(capsys, project):
         "❌ VERDICT: REJECTED - Do not continue the hybrid approach as run (a hard gate failed)",
         "",
     ]
-    assert "- ✗ hard gate: savings -39.9% (-$0.14 of $0.34 Claude-only) is below 0%: the hybrid cost more than Claude-only" in out
+    assert "- ✗ hard gate: savings -39.9% (-$0.137 of $0.344 Claude-only) is below 0%: the hybrid cost more than Claude-only" in out
     assert "| 01.2 | $0.0737 | $0.1137 | $0.1873 | $0.0989 | -$0.0884 (-89.4%) | 100% (3/3) | 92.5% | 9/10 | 1 | 58m 00s |" in out
     assert "| orchestration / unattributed | $0.0316 | $0.0000 | $0.0316 | $0.0316 |" in out
     footnotes = [line for line in out.splitlines() if line.startswith("¹ ")]
     assert len(footnotes) == 1
-    assert "priced at the model of each phase's role (P2 claude-haiku-5-5, P3 claude-haiku-5-5, P7 claude-haiku-5-5)" in footnotes[0]
-    assert "Unattributed orchestration ($0.0316) is in every total, in full." in footnotes[0]
+    assert "priced as if the Claude model of each phase's role had written them (P2 claude-haiku-5-5, P3 claude-haiku-5-5, P7 claude-haiku-5-5)" in footnotes[0]
+    assert "The orchestration no story claimed ($0.0316) is in every total, in full." in footnotes[0]
     assert "docs/cost-method.md" in footnotes[0]
 
 
@@ -153,10 +153,10 @@ def test_sonnet_as_the_baseline_approves(capsys, project):
     assert data["verdict"] == "APPROVED" and {c["outcome"] for c in data["checks"]} == {"pass"}
     code, out, _ = run(capsys, "--project", str(project))
     lines = out.splitlines()
-    assert lines[3:6] == ["Total Cost: $0.48 (Claude $0.23 + GLM $0.25)  ", "vs Claude-Only: $1.29¹  ", "Savings: $0.81 (62.6%)"]
+    assert lines[3:6] == ["Total Cost: $0.481 (Claude $0.230 + GLM $0.251)  ", "vs Claude-Only: $1.29¹  ", "Savings: $0.805 (62.6%)"]
     assert "✅ VERDICT: APPROVED - Continue hybrid approach" in lines
-    assert "- ✓ savings 62.6% ($0.81 of $1.29 Claude-only) ≥ 40%" in lines
-    assert "priced at the model set for each phase in monitor.baseline (P2 claude-sonnet-5-5, P3 claude-sonnet-5-5, P7 claude-sonnet-5-5)" in out
+    assert "- ✓ savings 62.6% ($0.805 of $1.29 Claude-only) ≥ 40%" in lines
+    assert "priced as if the Claude model that monitor.baseline sets for each phase had written them (P2 claude-sonnet-5-5, P3 claude-sonnet-5-5, P7 claude-sonnet-5-5)" in out
 
 
 def test_each_request_is_priced_in_its_own_tier(capsys, project):
@@ -259,12 +259,13 @@ def test_a_ledger_that_is_not_sqlite_is_one_line(capsys, project):
     assert code == 1 and err.startswith("hybrid-monitor: the usage ledger cannot be read:") and err.count("\n") == 1
 
 
-def test_a_broken_checkpoint_or_unknown_story_is_a_warning(capsys, project):
+def test_a_broken_checkpoint_is_a_warning_and_an_unknown_story_a_one_line_refusal(capsys, project):
+    code, out, err = run(capsys, "--project", str(project), "--stories", "01.2", "99.9")
+    assert (code, out) == (1, "") and err == "hybrid-monitor: unknown story 99.9; known: 01.2, 01.3\n"
     (project / ".claude" / "checkpoints" / "01.3.yaml").write_text("story: '01.3'\nphases: [\n")
-    data = report_json(capsys, project, "--stories", "01.2,01.3,01.9")
+    data = report_json(capsys, project, "--stories", "01.2, 01.3")
     warnings = "\n".join(data["warnings"])
     assert "01.3: " in warnings and "01.3.yaml is not valid YAML" in warnings
-    assert "01.9: no checkpoint (.claude/checkpoints/01.9.yaml does not exist)" in warnings
     [row] = [r for r in data["per_story"] if r["story"] == "01.3"]
     assert row["cost"]["total_usd"] == 0.2623  # its usage still counts
     assert data["verdict"] == "REJECTED"  # savings are negative with the default baseline
@@ -281,7 +282,7 @@ def test_an_unpriced_model_is_a_warning_never_zero(capsys, project):
                for w in data["warnings"])
     assert data["verdict"] == "NEEDS_ATTENTION"
     _, out, _ = run(capsys, "--project", str(project))
-    assert "Total Cost: $0.48 (Claude $0.23 + GLM $0.25) + unpriced (glm-9-ultra)" in out
+    assert "Total Cost: $0.481 (Claude $0.230 + GLM $0.251) + unpriced (glm-9-ultra)" in out
     assert "$0.1137 + unpriced" in out
     assert "Unpriced models (glm-9-ultra) are in the token counts above but left out of both sides' dollars." in out
 
@@ -326,7 +327,7 @@ def test_a_subset_takes_the_orchestration_of_the_sessions_that_ran_it(capsys, pr
     # plus the window's session-less orchestration: 10:01 only ($0.0158, see the test above)
     assert one["orchestration"]["total_usd"] == 0.1358
     assert one["unattributed"]["sessions"] == 1 and one["unattributed"]["other_stories_in_sessions"] == 0
-    assert "of the 1 Claude Code session that ran them" in one["footnote"]
+    assert "comes from the 1 Claude Code session that ran these stories" in one["footnote"]
 
 
 # --- flags -------------------------------------------------------------------------------------------

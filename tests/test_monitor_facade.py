@@ -3,9 +3,8 @@ first use, the rest of the code imports only that, and no import cycle runs at i
 
 tests/test_architecture.py checks every import statement but leaves out a module's implicit
 import of its parent packages. That implicit import is what would make an eager facade a cycle
-(the checkpoints import ``mcp_server.monitor.coverage``, which runs ``mcp_server/monitor/__init__``,
-which would import the report, which imports the checkpoints), so this graph counts it, and only
-the imports that run when a module is imported (not those inside functions).
+(importing any ``mcp_server.monitor.x`` runs ``mcp_server/monitor/__init__``), so this graph counts
+it, and only the imports that run when a module is imported (not those inside functions).
 """
 
 from __future__ import annotations
@@ -19,8 +18,8 @@ from pathlib import Path
 from tests.test_architecture import PACKAGE, REPO, Package, find_cycles
 
 # What code outside the monitor may import besides the facade: the entry point (`python -m`,
-# the console script) and the coverage readers, which the checkpoints use too.
-MONITOR_DOORS = {"mcp_server.monitor", "mcp_server.monitor.cli", "mcp_server.monitor.coverage"}
+# the console script).
+MONITOR_DOORS = {"mcp_server.monitor", "mcp_server.monitor.cli"}
 
 
 def _import_time_nodes(body: list[ast.stmt]):

@@ -214,7 +214,7 @@ def test_telemetry_off_loads_no_sdk(tmp_path):
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"HYBRID_TELEMETRY_ENDPOINT": "collector:4318"}, "telemetry.endpoint: Value error, must be an http(s) URL"),
+        ({"HYBRID_TELEMETRY_ENDPOINT": "collector:4318"}, "telemetry.endpoint: must be an http(s) URL"),
         ({"HYBRID_TELEMETRY_ENDPOINT": "http://c:4318", "HYBRID_TELEMETRY_HEADERS": f"Bad Name={TOKEN}"},
          "is not a valid HTTP header name"),
         ({"HYBRID_TELEMETRY_HEADERS": TOKEN}, "must be key=value pairs"),

@@ -42,7 +42,8 @@ def test_the_orchestrator_waits_for_the_tools_then_starts_as_if_it_had_not_waite
     waited = [("Bash", WAIT, "")] * 3
     started = answer(request(COMMAND, waited, deferred=GLM_DEFERRED))
     assert started == answer(request(COMMAND, deferred=GLM_DEFERRED))  # the waits change nothing after
-    assert started.tool_calls[0][0] == "Skill"
+    name, arguments = started.tool_calls[0]  # the pilot's own first step: its arguments checked
+    assert name == "Bash" and "pilot-check 01.2 --no-workflow" in arguments["command"]
 
 
 def test_the_orchestrator_gives_up_with_a_clear_line_after_its_waits():

@@ -351,6 +351,7 @@ async def test_long_command_model_and_many_files_still_fit_the_result(project, f
     fake.reply(render_reply(files), model="glm-" + "9" * 5000)
     command = "false # " + "padding " * 1000
     allow_commands(project, "false *")
+    configure(project, "limits:\n  test_command_chars: 10000\n")  # over the default, to test the clipping
     async with mcp_client(project, fake.base_url) as client:
         result = await client.call_tool(
             "implement", {"story": "01.2", "instructions": "x", "test_command": command, "max_fix_rounds": 0}

@@ -1,7 +1,7 @@
 export const meta = {
   name: 'pilot',
   description: 'Hybrid pilot: every story through P1-P7 (Claude judges, GLM writes), pipelined with no barrier between phases; the review loop is decided from the reviewer\'s data',
-  whenToUse: 'Arguments: story ids, comma-separated, and optionally max_review_rounds=N and frontend=<ids of UI stories>. With --no-workflow in the arguments, do not call Workflow: call Skill({skill: "hybrid:pilot-agents", args: <the arguments>}) and follow it instead. After the workflow\'s result arrives, call Skill({skill: "hybrid:report", args: <the story ids>}) and follow it.',
+  whenToUse: 'Arguments: story ids, comma-separated, and optionally max_review_rounds=N and frontend=<ids of UI stories>. First run `hybrid pilot-check <the arguments>` with Bash: if it fails, answer with its line and start nothing. With --no-workflow in the arguments, do not call Workflow: call Skill({skill: "hybrid:pilot-agents", args: <the arguments>}) and follow it instead. After the workflow\'s result arrives, call Skill({skill: "hybrid:report", args: <the story ids>}) and follow it.',
   phases: [
     { title: 'P1 UX' },
     { title: 'P2 Tests' },
@@ -39,10 +39,26 @@ function fromCommandLine(line) {
   return input
 }
 
+// What the pilot takes, as mcp_server/pilot_check.py lists it for `hybrid pilot-check` (which the
+// command runs first): option=value words of a command line, flags, and an object's own keys.
+const KNOWN_OPTIONS = ['max_review_rounds', 'frontend', 'phases']
+const KNOWN_FLAGS = ['--no-workflow']
+const KNOWN_KEYS = ['stories', 'flags', 'developer', 'resume', 'left', 'line', 'test_command', ...KNOWN_OPTIONS]  // left: hybrid resume-args' stories not resumed
+
+function unknownArgs(input) {
+  const unknown = [
+    ...Object.keys(input).filter(key => !KNOWN_KEYS.includes(key)),
+    ...(input.flags || []).filter(flag => !KNOWN_FLAGS.includes(flag)),
+  ]
+  if (!unknown.length) return []
+  const known = [...KNOWN_OPTIONS.map(name => `${name}=...`), ...KNOWN_FLAGS].join(', ')
+  return [`unknown option${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')} (the pilot knows: ${known})`]
+}
+
 function readArgs() {
   const { line, ...keys } = typeof args === 'string' ? { line: args } : { ...(args || {}) }
   const input = line === undefined ? keys : { ...fromCommandLine(line), ...keys }
-  const problems = []
+  const problems = unknownArgs(input)
   if ((input.flags || []).includes('--no-workflow')) problems.push('--no-workflow: run Skill hybrid:pilot-agents with these arguments instead')
   const stories = commaList(input.stories)
   if (!stories.length) problems.push('no story ids given (e.g. 01.2,01.3)')

@@ -5,7 +5,8 @@ seed's history lines (``P1: ✓ ux-designer 14:05``) as top-level keys, newest l
 ``tail -1`` shows the latest event.
 
 Modules, each importing only those before it: ``model`` (constants, dataclasses, errors) ←
-``validation`` (the JSON Schema checks) ← ``yaml_document`` (parse and render the file) ← ``rules``
+``validation`` (the JSON Schema checks) ← ``yaml_document`` (parse and render the file) ←
+``history_file`` (a long history read in chunks, its last lines kept, copied on write) ← ``rules``
 (transitions, send-back, next step, resume point; pure) ← ``store`` (paths, lock, atomic replace,
 read, create, write, list) ← ``views`` (status tables and texts, the resume plan). The rest of the
 code imports the names below from this package, not from its modules.
@@ -14,6 +15,7 @@ code imports the names below from this package, not from its modules.
 from mcp_server.checkpoints.model import (
     CHECKPOINTS_RELATIVE,
     HISTORY_HEADER,
+    HISTORY_KEPT,
     PHASES,
     Checkpoint,
     CheckpointError,
@@ -35,6 +37,8 @@ from mcp_server.checkpoints.store import (
     list_story_status,
     load_checkpoint,
     open_checkpoint,
+    pipeline_outputs,
+    story_file_of,
     write_checkpoint,
 )
 from mcp_server.checkpoints.views import checkpoint_text, phase_report, resume_plan, status_table
@@ -43,6 +47,7 @@ from mcp_server.checkpoints.yaml_document import parse_checkpoint, render_checkp
 __all__ = [
     "CHECKPOINTS_RELATIVE",
     "HISTORY_HEADER",
+    "HISTORY_KEPT",
     "NOT_STARTED",
     "PHASES",
     "Checkpoint",
@@ -58,6 +63,8 @@ __all__ = [
     "checkpoint_text",
     "checkpoints_dir",
     "list_checkpoints",
+    "pipeline_outputs",
+    "story_file_of",
     "list_story_status",
     "load_checkpoint",
     "next_action",

@@ -31,6 +31,9 @@ SKIPPABLE_WITH_REASON = ("P1", "P2", "P7")  # e.g. no UX to design, tests alread
 DONE, FAILED, NEW_ITERATION, SKIPPED = "✓", "✗", "↻", "–"
 STATUS_MARKS = {"done": DONE, "failed": FAILED, "skipped": SKIPPED}
 HISTORY_HEADER = "# history (newest last; tail -1 shows the latest)"
+# History lines a read keeps in memory and a view shows; the earlier ones are counted, and a
+# write copies them from the file as they are (mcp_server/checkpoints/history_file.py).
+HISTORY_KEPT = 30
 HISTORY_LINE = re.compile(
     r"^(?P<phase>P[1-7]): (?P<mark>[✓✗↻–]) (?P<agent>[A-Za-z0-9][A-Za-z0-9._:-]{0,63}) (?P<time>(?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
@@ -67,6 +70,9 @@ class Checkpoint:
     path: Path
     data: dict[str, Any]
     history: list[HistoryEntry] = field(default_factory=list)
+    # History lines older than ``history``, not loaded: their count, and their bytes in ``path``
+    history_earlier: int = 0
+    history_span: tuple[int, int] | None = None
 
     @property
     def story(self) -> str:

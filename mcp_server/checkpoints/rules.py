@@ -4,6 +4,7 @@ rule), and what comes next for a story. Plain values in and out, no disk."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from mcp_server.checkpoints.model import (
     utc_stamp,
 )
 from mcp_server.checkpoints.validation import check_update
-from mcp_server.monitor.coverage import detect_format
+from mcp_server.coverage import detect_format
 
 
 def apply_update(
@@ -62,7 +63,7 @@ def apply_update(
         data["phases"][name]["tokens"] = copy.deepcopy(counts)
     data["revision"] += 1
     data["updated_at"] = utc_stamp(now)
-    return WriteOutcome(Checkpoint(checkpoint.path, data, [*checkpoint.history, *added]), added)
+    return WriteOutcome(dataclasses.replace(checkpoint, data=data, history=[*checkpoint.history, *added]), added)
 
 
 def _skips_refactor(data: Mapping[str, Any], update: Update) -> bool:

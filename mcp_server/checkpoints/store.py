@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from mcp_server.checkpoints.model import (
     CHECKPOINTS_RELATIVE,
@@ -29,12 +29,15 @@ from mcp_server.checkpoints.model import (
     new_checkpoint_data,
     zero_tokens,
 )
+from mcp_server.checkpoints.history_file import copy_span, read_split
 from mcp_server.checkpoints.rules import apply_update
 from mcp_server.checkpoints.validation import check_update, validate_data
 from mcp_server.checkpoints.yaml_document import parse_checkpoint, render_checkpoint
 from mcp_server.errors import HybridError
 from mcp_server.ledger import Ledger, ledger_path
-from mcp_server.stories import StoryFileError, check_story_id, find_story_file, natural_key, parse_story, story_files
+from mcp_server.stories import (
+    StoryFileError, check_story_id, find_story_file, is_pipeline_output, natural_key, parse_story, story_files,
+)
 
 log = logging.getLogger("hybrid.checkpoints")
 
@@ -74,15 +77,17 @@ def story_lock(root: Path, story: str, timeout_s: float | None = None) -> Iterat
         os.close(fd)
 
 
-def replace_atomically(path: Path, content: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the old bytes or the new ones."""
+def replace_atomically(path: Path, content: bytes | Iterable[bytes]) -> None:
+    """Temp file in the same folder, fsync, rename: readers see the old bytes or the new ones.
+    ``content`` may come in parts (a long history copied from the old file a chunk at a time)."""
     for stale in path.parent.glob(f".{path.stem}~*.tmp"):  # left by a killed writer; we hold the lock
         stale.unlink(missing_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}~", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
+            for part in [content] if isinstance(content, bytes) else content:
+                handle.write(part)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(name, mode)
@@ -108,7 +113,12 @@ def load_checkpoint(root: Path, story: str) -> Checkpoint:
     """The story's checkpoint as stored; creates nothing. CheckpointNotFound when there is none."""
     path = checkpoint_path(root, story)
     try:
-        text = path.read_text(encoding="utf-8")
+        split = read_split(path)
+        if split is not None:
+            data, head_history = parse_checkpoint(split.head, path, story)
+            if not head_history:
+                return Checkpoint(path, data, split.tail, split.earlier, split.span if split.earlier else None)
+        text = path.read_text(encoding="utf-8")  # another shape: parsed whole, for its precise errors
     except FileNotFoundError:
         raise CheckpointNotFound(f"no checkpoint for {story} yet: {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -117,11 +127,53 @@ def load_checkpoint(root: Path, story: str) -> Checkpoint:
     return Checkpoint(path, data, history)
 
 
+def _file_parts(checkpoint: Checkpoint) -> Iterator[bytes]:
+    """The checkpoint's file: the data, the earlier history copied from the file as it is, then
+    the history held in memory."""
+    yield render_checkpoint(checkpoint.data, []).encode("utf-8")
+    if checkpoint.history_span is not None:
+        yield from copy_span(checkpoint.path, checkpoint.history_span)
+    yield "".join(entry.render() + "\n" for entry in checkpoint.history).encode("utf-8")
+
+
 def story_file_for(root: Path, story: str, story_glob: str) -> Path:
-    story_file = find_story_file(Path(root), story, story_glob)
+    """The file a new checkpoint is created from: the first match of the glob that is not one of
+    the pipeline's outputs (P1's design documents, any phase's recorded artifacts)."""
+    story_file = find_story_file(Path(root), story, story_glob, pipeline_outputs(root))
     if story_file is None:
         raise CheckpointError(f"no story file for {story}: nothing matches {story_glob.format(story=story)}")
     return story_file
+
+
+def story_file_of(root: Path, story: str, story_glob: str) -> Path:
+    """The story's file: the one its checkpoint recorded when it was created, whatever the glob
+    matches since; for a story without a checkpoint, the one a new checkpoint would record."""
+    try:
+        checkpoint = load_checkpoint(root, story)
+    except CheckpointNotFound:
+        return story_file_for(root, story, story_glob)
+    recorded = checkpoint.data["story_file"]
+    path = Path(root) / recorded
+    if is_pipeline_output(recorded):  # recorded by an older version that took a design document for the story
+        raise CheckpointError(f"{checkpoint.path.name} was created from {recorded}, a design document, not the story: "
+                              "delete it to start the story over from its story file")
+    if not path.is_file():
+        raise CheckpointError(f"{story}'s story file {recorded}, recorded in {checkpoint.path.name}, is gone: "
+                              "restore it, or delete the checkpoint to start the story over")
+    return path
+
+
+def pipeline_outputs(root: Path) -> set[str]:
+    """Every file a readable checkpoint lists as a phase's artifact: what the pipeline wrote."""
+    outputs: set[str] = set()
+    for story in checkpoint_ids(root):
+        try:
+            checkpoint = load_checkpoint(root, story)
+        except HybridError:
+            continue
+        for phase in checkpoint.phases.values():
+            outputs.update(phase.get("artifacts") or [])
+    return outputs
 
 
 def create_checkpoint(root: Path, story: str, story_glob: str, now: datetime | None = None) -> Checkpoint:
@@ -165,8 +217,7 @@ def write_checkpoint(root: Path, story: str, update: Update, story_glob: str, no
             raise CheckpointError(f"{error}; nothing was written (fix the file or delete it to start over)") from None
         outcome = apply_update(current, update, now, tokens)
         validate_data(outcome.checkpoint.data, outcome.checkpoint.path)  # never write what a read would refuse
-        text = render_checkpoint(outcome.checkpoint.data, outcome.checkpoint.history)
-        replace_atomically(outcome.checkpoint.path, text.encode("utf-8"))
+        replace_atomically(outcome.checkpoint.path, _file_parts(outcome.checkpoint))
     return outcome
 
 
@@ -241,7 +292,7 @@ def list_story_status(root: Path, story_glob: str, stories: Sequence[str] | None
     """Like list_checkpoints, but without ids it lists every story, those with a checkpoint and
     those whose story file has none yet; such a story is shown not started (every phase
     pending, its title from the file) and nothing is created."""
-    files = dict(story_files(root, story_glob))
+    files = dict(story_files(root, story_glob, pipeline_outputs(root)))
     wanted = list(stories) if stories else None
     if wanted is None:
         wanted = sorted(set(checkpoint_ids(root)) | set(files), key=natural_key)

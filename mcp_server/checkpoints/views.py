@@ -10,6 +10,8 @@ from mcp_server.checkpoints.model import (
     CHECKPOINTS_RELATIVE,
     DONE,
     FAILED,
+    HISTORY_HEADER,
+    HISTORY_KEPT,
     PHASES,
     SKIPPED,
     Checkpoint,
@@ -71,7 +73,12 @@ def phase_report(outcome: WriteOutcome, name: str) -> str:
 def checkpoint_text(checkpoint: Checkpoint, root: Path) -> str:
     """The file's content with a first comment line that says where it is and what comes next."""
     where = checkpoint.path.relative_to(Path(root)).as_posix() if checkpoint.path.is_relative_to(root) else checkpoint.path
-    body = render_checkpoint(checkpoint.data, checkpoint.history)
+    shown = checkpoint.history[-HISTORY_KEPT:]
+    earlier = checkpoint.history_earlier + len(checkpoint.history) - len(shown)
+    body = render_checkpoint(checkpoint.data, shown)
+    if earlier:  # after the header line, before the lines shown
+        head, _, lines = body.partition(HISTORY_HEADER + "\n")
+        body = f"{head}{HISTORY_HEADER}\n# ... {earlier:,} earlier history lines not shown (the file has them)\n{lines}"
     return f"# {where} (next: {next_action(checkpoint)})\n{body}"
 
 

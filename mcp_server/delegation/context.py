@@ -7,15 +7,20 @@ Truncation is always visible to the model, so it never mistakes a cut file for a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
 
 from mcp_server.config import Settings
 from mcp_server.delegation.errors import DelegationError
 from mcp_server.delegation.writes import confine
-from mcp_server.stories import find_story_file
+from mcp_server.checkpoints import story_file_of
+from mcp_server.errors import HybridError
 
 # The story is the spec: it may use up to this share of the budget before files.
 STORY_SHARE = 0.5
+# UTF-8 takes at most 4 bytes a character: reading this many bytes per character wanted is enough.
+MAX_BYTES_PER_CHAR = 4
+PRIVATE_KEY_MARK = b"PRIVATE KEY-----"
 
 
 @dataclass(frozen=True)
@@ -44,34 +49,62 @@ class GatheredContext:
         return "\n\n".join(parts)
 
 
-def truncate(text: str, max_chars: int) -> tuple[str, bool]:
-    """Cut at a line boundary and say so, with how much was kept."""
-    if len(text) <= max_chars:
+def truncate(text: str, total_lines: int | None, max_chars: int) -> tuple[str, bool]:
+    """Cut at a line boundary and say so, with how much was kept. ``total_lines``: the whole
+    file's, when ``text`` is only its first part."""
+    if len(text) <= max_chars and total_lines is None:
         return text, False
     kept = text[:max_chars]
-    if "\n" in kept:
+    if "\n" in kept and len(text) > max_chars:
         kept = kept[: kept.rindex("\n") + 1]
-    total_lines = text.count("\n") + 1
+    total_lines = total_lines if total_lines is not None else text.count("\n") + 1
     kept_lines = kept.count("\n")
     marker = f"\n[... truncated by hybrid: {kept_lines} of {total_lines} lines shown ...]\n"
     return kept + marker, True
 
 
-def _read_text(path: Path) -> str:
-    return path.read_bytes().decode("utf-8", errors="replace")
+def _read_text(path: Path, max_chars: int) -> tuple[str, int | None]:
+    """At most ``max_chars`` characters' worth of the file, and the whole file's line count when
+    it is longer (counted in chunks): a 200 MB file costs its read time, never its size in memory."""
+    limit = max(0, max_chars) * MAX_BYTES_PER_CHAR + MAX_BYTES_PER_CHAR
+    with open(path, "rb") as handle:
+        head = handle.read(limit)
+        if len(head) < limit:
+            return head.decode("utf-8", errors="replace"), None
+        lines = head.count(b"\n")
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+    text = head.decode("utf-8", errors="replace")[:max_chars + 1]
+    return text, lines + 1
+
+
+def _sensitive(settings: Settings, relative: str, path: Path) -> str | None:
+    """Why a context file must not go to GLM, or None."""
+    if any(fnmatchcase(relative, pattern) for pattern in settings.context.allow):
+        return None
+    for part in PurePosixPath(relative).parts:
+        for pattern in settings.context.refuse:
+            if fnmatchcase(part.casefold(), pattern.casefold()):
+                return f"{part!r} matches {pattern!r} in context.refuse"
+    with open(path, "rb") as handle:
+        if PRIVATE_KEY_MARK in handle.read(64 * 1024):
+            return "it holds a private key"
+    return None
 
 
 def gather_context(settings: Settings, story: str, context_files: list[str]) -> GatheredContext:
     root = settings.project_root
-    story_file = find_story_file(root, story, settings.stories.glob)
-    if story_file is None:
+    try:  # the file the story's checkpoint recorded; never a design document or other output
+        story_file = story_file_of(root, story, settings.stories.glob)
+    except HybridError as error:
         pattern = settings.stories.glob.replace("{story}", story)
-        raise DelegationError(
-            f"no story file for {story!r}: nothing in the project matches {pattern} "
-            "(set `stories.glob` in .claude/hybrid.yaml if your stories live elsewhere)"
-        )
+        hint = "" if "recorded in" in str(error) else (
+            f" (nothing in the project matches {pattern}; set `stories.glob` in .claude/hybrid.yaml "
+            "if your stories live elsewhere)")
+        raise DelegationError(f"{error}{hint}") from None
     budget_chars = settings.context.max_tokens * settings.context.chars_per_token
-    story_text, _ = truncate(_read_text(story_file), int(budget_chars * STORY_SHARE))
+    story_share = int(budget_chars * STORY_SHARE)
+    story_text, _ = truncate(*_read_text(story_file, story_share), story_share)
     remaining = budget_chars - len(story_text)
 
     resolved: list[tuple[str, Path]] = []
@@ -79,14 +112,21 @@ def gather_context(settings: Settings, story: str, context_files: list[str]) -> 
         path = confine(root, relative, purpose="read")
         if not path.is_file():
             raise DelegationError(f"context file {relative!r} does not exist in the project")
-        resolved.append((path.relative_to(root).as_posix(), path))
+        inside = path.relative_to(root).as_posix()
+        why = _sensitive(settings, relative, path) or _sensitive(settings, inside, path)
+        if why:
+            raise DelegationError(
+                f"context file {relative!r} refused: {why}; it may hold secrets, so it is not sent to GLM "
+                "(list it under context.allow in .claude/hybrid.yaml to send it anyway)"
+            )
+        resolved.append((inside, path))
 
     files, omitted = [], []
     for relative, path in resolved:
         if remaining < 200:
             omitted.append(relative)
             continue
-        text, cut = truncate(_read_text(path), remaining)
+        text, cut = truncate(*_read_text(path, remaining), remaining)
         files.append(ContextFile(relative, text, cut))
         remaining -= len(text)
     return GatheredContext(

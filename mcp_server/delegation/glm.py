@@ -273,6 +273,10 @@ class GlmClient:
             )
         return _Failure(f"{self.settings.base_url} was still answering when the deadline ran out", retry=True)
 
+    @property
+    def has_key(self) -> bool:
+        return bool(self._key)
+
     async def chat(self, model: str, messages: list[dict[str, str]]) -> Completion:
         """One completion, retries included, within glm.deadline_s. GlmError.attempts says how
         many requests were sent (0: none, e.g. no key or no free slot)."""

@@ -32,9 +32,11 @@ from mcp_server.delegation.context import gather_context
 from mcp_server.delegation.errors import DelegationError
 from mcp_server.delegation.glm import Completion, GlmClient, GlmError
 from mcp_server.delegation.inflight import InFlight
+from mcp_server.delegation.limits import check_inputs
 from mcp_server.delegation.protocol import ReplyFormatError, output_contract, parse_reply, repair_request
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
 from mcp_server.delegation.testrun import TestCommand, TestOutcome, allowed_test_command, run_test_command
+from mcp_server.delegation.usage_record import record_or_spool
 from mcp_server.delegation.writes import WrittenFile, confine, write_all
 from mcp_server.ledger import Ledger, UsageRow
 from mcp_server.permissions import ProjectPermissions
@@ -78,7 +80,6 @@ class Services:
     ledger_path: Path
     prices: PriceTable
     run_started_at: str
-    in_flight: InFlight = field(default_factory=InFlight)
 
 
 @dataclass
@@ -109,6 +110,13 @@ def progress_interval_s(environ: Mapping[str, str] | None = None) -> float:
 
 def _check_request(request: DelegationRequest, settings: Settings) -> None:
     check_story_id(request.story)
+    check_inputs(
+        settings,
+        instructions=request.instructions,
+        context_files=request.context_files,
+        test_command=request.test_command,
+        write_under=request.write_under,
+    )
     if not request.instructions or not request.instructions.strip():
         raise DelegationError("instructions are empty: say what GLM should write")
     if not 0 <= request.max_fix_rounds <= MAX_FIX_ROUNDS:
@@ -134,13 +142,8 @@ def estimate_prompt_tokens(messages: list[dict[str, str]], chars_per_token: int)
     return tokens
 
 
-def _record_row(path: Path, row: UsageRow) -> None:
-    """Runs in a worker thread, with a connection of its own."""
-    ledger = Ledger(path)
-    try:
-        ledger.record(row)
-    finally:
-        ledger.close()
+# Seconds a budget reservation may outlive the GLM deadline before it stops holding room.
+RESERVATION_MARGIN_S = 60.0
 
 
 def _record_refusal(path: Path, cap: str, story: str) -> None:
@@ -164,6 +167,8 @@ class Delegation:
         self.model = getattr(self.settings.models, request.tool)
         self.phase = TOOL_PHASE[request.tool]
         self.tally = _Tally(model=self.model)
+        self.ledger_notices: list[str] = []
+        self.usage_spooled = False
         self.messages: list[dict[str, str]] = []
         self.step = 0
         self.heartbeat_s = progress_interval_s()
@@ -220,18 +225,9 @@ class Delegation:
             )
         return estimate
 
-    def _check_caps(self, estimate_usd: float, reserved_story_usd: float, reserved_run_usd: float) -> None:
-        """Runs in a worker thread. No ledger yet means nothing spent; only a refusal creates one."""
-        path = self.services.ledger_path
-        ledger = Ledger(path) if path.exists() else None
-        try:
-            self._check_budget(ledger, estimate_usd, reserved_story_usd, reserved_run_usd)
-        except BudgetExceeded as refusal:
-            _record_refusal(path, refusal.cap, self.request.story)
-            raise
-        finally:
-            if ledger is not None:
-                ledger.close()
+    def _check_caps(self, estimate_usd: float, ledger: Ledger, reserved_story_usd: float, reserved_run_usd: float) -> None:
+        """Runs in a worker thread, inside the reservation's ledger transaction."""
+        self._check_budget(ledger, estimate_usd, reserved_story_usd, reserved_run_usd)
 
     def _check_budget(
         self, ledger: Ledger | None, estimate_usd: float, reserved_story_usd: float, reserved_run_usd: float
@@ -250,27 +246,33 @@ class Delegation:
 
     def _budget_room(self) -> AbstractAsyncContextManager[None]:
         estimate = self._request_estimate()
-        if estimate is None:
+        if estimate is None or not self.services.glm.has_key:  # no key: nothing is sent, so nothing to hold
             return nullcontext()
-        return self.services.in_flight.reserve(self.request.story, estimate, partial(self._check_caps, estimate))
+        in_flight = InFlight(self.services.ledger_path, self.settings.glm.deadline_s + RESERVATION_MARGIN_S)
+        return in_flight.reserve(self.request.story, estimate, partial(self._check_caps, estimate))
 
     # --- one GLM request ------------------------------------------------------------------------
 
     async def _call(self) -> Completion:
         """One GLM request: budget room first (BudgetExceeded: nothing is sent), then the call,
         then its ledger row; the room is given back once the row is there."""
-        async with self._budget_room():
-            try:
-                completion = await self._with_heartbeat(
-                    f"still waiting for {self.model}", partial(self.services.glm.chat, self.model, self.messages)
-                )
-            except GlmError as error:
-                if error.attempts >= 1:  # no row for a call that never sent a request (no key, no slot)
-                    status = f"error:{error.code or error.http_status or 'network'}"
-                    await self._record(None, status=status, attempts=error.attempts)
-                raise
-            status = "ok" if completion.usage.reported else "ok:no-usage"
-            await self._record(completion, status=status, attempts=completion.attempts)
+        try:
+            async with self._budget_room():
+                try:
+                    completion = await self._with_heartbeat(
+                        f"still waiting for {self.model}", partial(self.services.glm.chat, self.model, self.messages)
+                    )
+                except GlmError as error:
+                    if error.attempts >= 1:  # no row for a call that never sent a request (no key, no slot)
+                        status = f"error:{error.code or error.http_status or 'network'}"
+                        await self._record(None, status=status, attempts=error.attempts)
+                    raise
+                status = "ok" if completion.usage.reported else "ok:no-usage"
+                await self._record(completion, status=status, attempts=completion.attempts)
+        except BudgetExceeded as refusal:  # only the room's check raises it: nothing was sent
+            if refusal.cap:  # a cap stopped it (not a ledger too busy to check): after its transaction
+                await anyio.to_thread.run_sync(_record_refusal, self.services.ledger_path, refusal.cap, self.request.story)
+            raise
         self.messages.append({"role": "assistant", "content": completion.text})
         return completion
 
@@ -298,13 +300,12 @@ class Delegation:
             attempt=attempts,
             cost_usd=cost,
         )
-        try:
-            await anyio.to_thread.run_sync(_record_row, self.services.ledger_path, row)
-        except (sqlite3.Error, OSError) as error:
-            # GLM's answer is paid for: a ledger problem must not throw it away. Say so in the log.
-            log.error(
-                "usage row for %s (story %s) not recorded in %s: %s", model, self.request.story, self.services.ledger_path, error
-            )
+        # GLM's answer is paid for: a row the ledger cannot take waits in its spool, and the result says so.
+        notices = await anyio.to_thread.run_sync(record_or_spool, self.services.ledger_path, row)
+        if notices:
+            log.warning("usage ledger: %s", "; ".join(notices))
+            self.usage_spooled = self.usage_spooled or any(line.startswith("usage only spooled") for line in notices)
+            self.ledger_notices += [line for line in notices if line not in self.ledger_notices]
         if completion is None:
             return
         tally = self.tally
@@ -442,7 +443,8 @@ class Delegation:
                 cost_usd=None if tally.cost_usd is None else round(tally.cost_usd, 6),
                 attempts=tally.calls,
                 duration_s=round(duration, 2),
-                note=note,
+                note="; ".join(filter(None, [note, *[n for n in self.ledger_notices if not n.startswith("usage only spooled")]])) or None,
+                usage_spooled=self.usage_spooled,
             )
         )
 

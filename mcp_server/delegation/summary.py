@@ -65,6 +65,8 @@ class DelegationResult(BaseModel):
     attempts: int
     duration_s: float
     note: str | None = None
+    # True when a usage row could not be written to the ledger and waits in its spool
+    usage_spooled: bool = False
 
 
 def _file_text(line: FileLine) -> str:
@@ -89,6 +91,8 @@ def as_text(result: DelegationResult) -> str:
         f"{result.tokens.prompt}+{result.tokens.completion} tokens, {cost}, "
         f"{result.attempts} call(s), {result.duration_s:.1f} s."
     )
+    if result.usage_spooled:
+        text += " Usage only spooled: the ledger could not be written; it is merged once it can."
     if result.note:
         text += f" Note: {result.note}"
     return text

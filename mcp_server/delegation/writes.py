@@ -63,13 +63,46 @@ def confine(root: Path, relative: str, *, purpose: Purpose) -> Path:
         raise _refuse(relative, "'..' would leave the project")
     _check_parts(relative, pure.parts, purpose)
     root = Path(root).resolve()
-    resolved = (root / pure).resolve()  # follows symlinks that already exist
+    _check_fits(root, relative, pure)
+    try:
+        resolved = (root / pure).resolve()  # follows symlinks that already exist
+    except OSError as error:  # a symlink loop
+        raise _refuse(relative, error.strerror or str(error)) from None
     if resolved != root and root not in resolved.parents:
         raise _refuse(relative, "it resolves (through a symlink) to a place outside the project")
     if resolved == root:
         raise _refuse(relative, "it names the project root itself")
     _check_parts(relative, resolved.relative_to(root).parts, purpose)
+    _check_folders(root, relative, resolved)
     return resolved
+
+
+def _check_fits(root: Path, relative: str, pure: PurePosixPath) -> None:
+    """Refuse what the filesystem would refuse, by name, before anything touches the disk."""
+    name_max, path_max = _limit(root, "PC_NAME_MAX", 255), _limit(root, "PC_PATH_MAX", 4096)
+    if any(len(part.encode("utf-8", "surrogateescape")) > name_max for part in pure.parts):
+        raise _refuse(_shown(relative), f"a name in it is longer than the filesystem allows ({name_max} bytes)")
+    if len(str(root / pure).encode("utf-8", "surrogateescape")) >= path_max:
+        raise _refuse(_shown(relative), f"it is longer than the filesystem allows ({path_max} bytes)")
+
+
+def _check_folders(root: Path, relative: str, resolved: Path) -> None:
+    for parent in resolved.parents:
+        if parent == root:
+            return
+        if parent.exists() and not parent.is_dir():
+            raise _refuse(relative, f"{parent.relative_to(root).as_posix()!r} is a file, not a folder")
+
+
+def _limit(root: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(root, name)
+    except (OSError, ValueError):
+        return default
+
+
+def _shown(relative: str) -> str:
+    return relative if len(relative) <= 100 else f"{relative[:100]}... ({len(relative):,} characters)"
 
 
 def count_lines(data: bytes) -> int:

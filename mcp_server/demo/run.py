@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ SCRUBBED_PREFIXES = ("ANTHROPIC", "CLAUDE", "HYBRID", "ZAI_", "GLM_")
 
 
 class DemoError(HybridError):
-    pass
+    exit_code = 2  # a --dir that cannot be used, or no Claude Code CLI to run (docs/cli.md)
 
 
 def demo_scenario() -> Scenario:
@@ -211,26 +212,33 @@ def main(directory: str | None = None, say=print) -> int:
     say(f"hybrid demo {SIMULATED}")
     say(f"project: {project}")
     prompt = f"/hybrid:pilot {','.join(STORIES)}"
-    say(f"running: claude -p \"{prompt}\" --plugin-dir {PLUGIN_ROOT}  (about a minute)")
+    say(f"running: claude -p \"{prompt}\" --plugin-dir {PLUGIN_ROOT}")
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hybrid-demo-home-") as home, \
             AnthropicSim(brain_for(demo_scenario()), label) as anthropic, ChatSim(CannedGlm(replies_dir())) as glm:
         run = run_session(claude, project, prompt, session_environment(Path(home), anthropic.base_url, glm.base_url))
     if run.returncode != 0:
         say(f"the Claude Code session failed (exit {run.returncode}): {run.stderr.strip()[-800:]}")
         return 1
+    say(f"the session took {time.monotonic() - started:.0f} s")
     from mcp_server.checkpoints import list_checkpoints, status_table
+    from mcp_server.demo.narrative import glm_code_requests, story_lines
     from mcp_server.monitor import main as monitor
 
+    listings = list_checkpoints(project, list(STORIES))
     say("")
-    say(f"checkpoints (.claude/checkpoints/) {SIMULATED}:")
-    say(status_table(list_checkpoints(project, list(STORIES))))
+    say("checkpoints (.claude/checkpoints/):")
+    say(status_table(listings))
     say("")
-    say(f"hybrid report {SIMULATED}; the tokens are what the simulators reported, priced at list prices:")
+    say("what happened:")
+    for line in story_lines([row.checkpoint for row in listings if row.checkpoint], glm_code_requests(project)):
+        say(f"  {line}")
     say("")
-    where = ["--project", str(project), "--stories", ",".join(STORIES), "--note", f"hybrid demo: {SIMULATED}"]
+    say("hybrid report (the tokens are what the simulators reported, priced at list prices):")
+    say("")
+    where = ["--project", str(project), "--stories", ",".join(STORIES)]
     monitor([*where, "--action", "report"])
-    monitor([*where, "--action", "dashboard", "--output", str(project / DASHBOARD)])
-    say("")
-    say(f"dashboard: {project / DASHBOARD}")
+    # The dashboard is a file that may be opened on its own: it carries the notice itself.
+    monitor([*where, "--note", f"hybrid demo {SIMULATED}", "--action", "dashboard", "--output", str(project / DASHBOARD)])
     say(f"the project, its checkpoints and its ledger (.claude/hybrid/usage.db) stay in {project}")
     return 0

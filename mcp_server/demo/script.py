@@ -23,7 +23,7 @@ from mcp_server.usage.transcripts import parse_prefix
 
 COMMAND = re.compile(r"<command-name>/hybrid:(?P<name>pilot|resume|pilot-agents)</command-name>")
 COMMAND_ARGS = re.compile(r"<command-args>(?P<args>.*?)</command-args>", re.DOTALL)
-HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" (?:report|resume-args|test-command)')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
+HYBRID_CLI = re.compile(r'"([^"\n]*/bin/hybrid)" (?:report|resume-args|test-command|pilot-check)')  # the command's expanded ${CLAUDE_PLUGIN_ROOT}
 CHECKED_COMMAND = re.compile(r"^test command: (?P<command>.+?) \(from ", re.MULTILINE)
 WORKING_DIRECTORY = re.compile(r"Primary working directory: (?P<path>[^\n\\]+)")
 WORKFLOW_DONE = re.compile(r"<task-notification>|background-task event", re.IGNORECASE)
@@ -532,6 +532,10 @@ def _orchestrator(talk: Conversation, scenario: Scenario, command: str, argument
 # --- The brain ----------------------------------------------------------------------------------
 
 
+PILOT_CHECK = "Check the pilot's arguments and story files"
+PILOT_CHECK_FAILED = "hybrid pilot-check:"
+
+
 def brain_for(scenario: Scenario) -> Callable[[dict[str, Any]], Turn]:
     def brain(body: dict[str, Any]) -> Turn:
         talk = Conversation.of(body)
@@ -548,7 +552,15 @@ def brain_for(scenario: Scenario) -> Callable[[dict[str, Any]], Turn]:
         if command and not talk.glm_tools and len(talk.calls) == talk.waits():  # before it starts anything
             return wait_for_glm_tools(talk.waits())
         if command:
-            return _orchestrator(talk.without_waits(), scenario, *command)
+            talk = talk.without_waits()
+            if command[0] in ("pilot", "pilot-agents"):  # as the command says: the arguments checked first
+                checks = [call for call in talk.calls if call[1].get("description") == PILOT_CHECK]
+                if not checks:
+                    return _call("Bash", command=f'"{_hybrid_cli(talk)}" pilot-check {command[1]}', description=PILOT_CHECK)
+                if PILOT_CHECK_FAILED in checks[0][2]:
+                    return Turn(text=next(line for line in checks[0][2].splitlines() if PILOT_CHECK_FAILED in line))
+                talk = replace(talk, calls=[call for call in talk.calls if call[1].get("description") != PILOT_CHECK])
+            return _orchestrator(talk, scenario, *command)
         return Turn(text="(simulated model) Nothing to do here.")
 
     return brain

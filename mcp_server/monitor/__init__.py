@@ -1,13 +1,12 @@
 """hybrid-monitor: cost against Claude-only, quality and a verdict, as Markdown, JSON and HTML.
 
 The rest of the code imports these names from ``mcp_server.monitor`` and nothing deeper (the
-``hybrid-monitor`` entry point is ``mcp_server.monitor.cli``; the coverage readers, which the
-checkpoints use too, are ``mcp_server.monitor.coverage``). Each name is imported on first use,
-so importing one small module of the package (the checkpoints import ``coverage``) does not
-import the report, and the report can import the checkpoints without a cycle.
+``hybrid-monitor`` entry point is ``mcp_server.monitor.cli``). Each name is imported on first
+use, so importing the package for one name does not import the whole report. The coverage file
+readers, which the checkpoints use too, live below both in ``mcp_server.coverage``.
 
 Modules, each importing only those before it:
-``wording`` (lists, counts, percents) and ``coverage`` (the coverage file readers);
+``wording`` (lists, counts, percents);
 ``inputs`` (what a report reads, as data) and ``cache`` (monitor-cache.json) <- ``ledger_sums``
 (the ledger summed in SQL), ``checkpoint_reader`` (the checkpoints, in parallel and cached) and
 ``story_coverage`` (each story's coverage) <- ``load`` (all of it, once);

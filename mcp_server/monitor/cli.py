@@ -1,6 +1,6 @@
 """`hybrid-monitor` (also `hybrid report`): the seed's flags, plus --json, --since/--until,
---project and --prices. ``main(argv) -> int``: 0 done, 1 nothing to report on yet, 2 a bad
-argument or setting. Errors are one line on stderr, never a traceback."""
+--project and --prices. ``main(argv) -> int``: 0 done, 1 nothing to report on yet (or an unknown
+story), 2 a bad argument or setting (docs/cli.md). Errors are one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from mcp_server.cli_grammar import EXIT_NOT_FOUND, EXIT_USAGE, UnknownStory, add_version, check_known, known_stories, story_list
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.ledger import LEDGER_RELATIVE
 from mcp_server.monitor.dashboard import render_dashboard
@@ -37,9 +38,11 @@ def build_parser(prog: str = "hybrid-monitor") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Cost against Claude-only, quality and a verdict for stories run through the hybrid pipeline.",
-        epilog="Method: docs/cost-method.md. Dashboard and flags: docs/monitor.md.",
+        epilog="Method: docs/cost-method.md. Dashboard and flags: docs/monitor.md. Exit codes: 0 done, 1 nothing "
+               "to report on (an unknown story, nothing recorded yet), 2 a bad argument or setting (docs/cli.md).",
     )
-    parser.add_argument("--stories", help="comma-separated story ids, e.g. 01.2,01.3 (default: every story with a checkpoint)")
+    add_version(parser)
+    parser.add_argument("--stories", nargs="*", help="story ids: 01.2,01.3 or 01.2 01.3 (default: every story with a checkpoint)")
     parser.add_argument("--action", choices=ACTIONS, default="report",
                         help="report: Markdown (JSON with --json); dashboard: one self-contained HTML file; all: both")
     parser.add_argument("--output", help=(
@@ -58,11 +61,8 @@ def build_parser(prog: str = "hybrid-monitor") -> argparse.ArgumentParser:
     return parser
 
 
-def _stories(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    stories = [part.strip() for part in text.split(",") if part.strip()]
-    return stories or None  # `--stories ""` (an empty /hybrid:report argument) means every story
+def _stories(values: list[str] | None) -> list[str] | None:
+    return story_list(values) or None  # `--stories ""` (an empty /hybrid:report argument) means every story
 
 
 def _price_rows(path: str | None) -> dict[str, Any]:
@@ -126,7 +126,9 @@ def run(args: argparse.Namespace, stdout=None, stderr=None) -> int:
     until = parse_bound(args.until, end=True) if args.until else None
     if since and until and since >= until:
         raise UsageProblem(f"--since {args.since} is not before --until {args.until}")
-    data = load_input(root, prices, stories=_stories(args.stories), since=since, until=until, use_cache=not args.no_cache)
+    stories = _stories(args.stories)
+    data = load_input(root, prices, stories=stories, since=since, until=until, use_cache=not args.no_cache)
+    check_known(stories or [], known_stories(root, settings.stories.glob))  # after load_input has checked their form
     report = dataclasses.replace(build_report(data, prices, settings.monitor), note=args.note)
     targets = _targets(args, root)
     if "report" in targets:
@@ -147,12 +149,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "hybrid-monitor") -> int
     args = build_parser(prog).parse_args(argv)
     try:
         return run(args)
-    except MonitorInputError as error:
+    except (MonitorInputError, UnknownStory) as error:
         print(f"{prog}: {error}", file=sys.stderr)
-        return 1
+        return EXIT_NOT_FOUND
     except (UsageProblem, MonitorArgumentError, ConfigError, PriceTableError) as error:
         print(f"{prog}: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

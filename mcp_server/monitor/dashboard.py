@@ -16,7 +16,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from mcp_server.monitor.money import CLAUDE, GLM, PHASES, money_text
+from mcp_server.monitor.money import CLAUDE, GLM, PHASES, cell_usd, money_text, savings_cell
 from mcp_server.monitor.report import Report
 from mcp_server.monitor.rows import NO_PHASE, ORCHESTRATION
 from mcp_server.monitor.wording import pct_text
@@ -54,9 +54,21 @@ def dashboard_data(report: Report) -> dict[str, Any]:
         "coverage_detail": f"min {pct_text(q['coverage_min'])}; {q['stories_with_coverage']}/{q['stories']} stories" if q["coverage_avg"] is not None else None,
         "quality": q["quality_avg"],
         "quality_detail": f"min {q['quality_min']:g}; {q['review_rounds_avg']:g} review rounds per story" if q["quality_avg"] is not None else None,
+        # The figures as the Markdown report writes them, so both round every value the same way.
+        "text": {
+            "total": money_text(total.total) if total.has_data else None,
+            "claude": money_text(total.claude) if total.has_data else None,
+            "glm": money_text(total.glm) if total.has_data else None,
+            "baseline": money_text(total.baseline) if total.has_data else None,
+            "savings": money_text(total.savings) if total.has_data else None,
+            "savings_pct": pct_text(total.savings_pct) if total.has_data else None,
+            "ac": pct_text(q["ac_pass_rate"]),
+            "coverage": pct_text(q["coverage_avg"]),
+        },
         "wall": t.get("wall_clock_s"),
         "story_sum": t.get("story_sum_s"),
         "speedup": t.get("speedup"),
+        "lower_bound": report.lower_bound,  # the totals are at least what is shown
     }
     rows = report.story_rows
     stories = {
@@ -75,6 +87,11 @@ def dashboard_data(report: Report) -> dict[str, Any]:
         "rounds": [r.review_rounds for r in rows],
         "secs": [_num(r.seconds, 0) for r in rows],
         "next": [r.next_action or r.problem or "" for r in rows],
+        "cost_text": [cell_usd(r.money.total, r.money.has_data, r.money.unpriced) for r in rows],
+        "base_text": [cell_usd(r.money.baseline, r.money.has_data) for r in rows],
+        "savings_text": [savings_cell(r.money) for r in rows],
+        "ac_pct_text": [pct_text(r.ac.pct) if r.ac else None for r in rows],
+        "cov_text": [pct_text(r.coverage.percent) if r.coverage else None for r in rows],
     }
     phase_rows = [row for row in report.phase_rows if row.money.has_data]
     phases = {

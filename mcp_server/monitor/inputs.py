@@ -38,6 +38,7 @@ class UsageGroup:
     tokens: TokenCounts
     first_ts: str
     last_ts: str
+    partial: int = 0  # Claude calls whose transcript never got their final usage: a lower bound
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class MonitorInput:
     until: str | None
     unattributed_window: tuple[str, str] | None  # set when a subset was chosen
     warnings: list[str] = field(default_factory=list)
+    agent_gaps: list[str] = field(default_factory=list)  # agents whose reported total exceeds their transcript
     # With a subset: the Claude Code sessions that ran a selected story, whose orchestration is in
     # scope, and the other stories those sessions ran too.
     sessions: list[str] = field(default_factory=list)

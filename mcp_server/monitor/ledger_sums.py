@@ -21,26 +21,28 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from mcp_server.ledger_faults import timeout_s
 from mcp_server.ledger_totals import has_totals, tiers
-from mcp_server.monitor.inputs import MonitorInputError, UsageGroup
+from mcp_server.monitor.inputs import UsageGroup
+from mcp_server.usage import agent_totals
 from mcp_server.pricing import PriceTable, TokenCounts
 
 _SUMS = (
     "COUNT(*), SUM(prompt_tokens), SUM(cached_tokens), SUM(cache_write_5m_tokens),"
-    " SUM(cache_write_1h_tokens), SUM(completion_tokens), MIN(ts), MAX(ts)"
+    " SUM(cache_write_1h_tokens), SUM(completion_tokens), MIN(ts), MAX(ts), SUM(status = 'ok:partial-usage')"
 )
 
 _TOTAL_SUMS = (
     "SUM(calls), SUM(prompt_tokens), SUM(cached_tokens), SUM(cache_write_5m_tokens),"
-    " SUM(cache_write_1h_tokens), SUM(completion_tokens), MIN(first_ts), MAX(last_ts)"
+    " SUM(cache_write_1h_tokens), SUM(completion_tokens), MIN(first_ts), MAX(last_ts), SUM(partial)"
 )
 _LAST = chr(0x10FFFF)  # after every character: hour + _LAST is past every ts in that hour
 
 
 def connect(path: Path) -> sqlite3.Connection:
     # read-only: a report never creates or changes the ledger; used by one thread at a time
-    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=10, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=10000")
+    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=timeout_s(), check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={int(timeout_s() * 1000)}")
     for pragma in ("PRAGMA threads=4", "PRAGMA cache_size=-262144", "PRAGMA temp_store=MEMORY"):
         try:
             conn.execute(pragma)
@@ -148,8 +150,9 @@ def _groups(rows: Sequence[tuple]) -> list[UsageGroup]:
             tokens=TokenCounts(int(p or 0), int(c or 0), int(w5 or 0), int(w1 or 0), int(o or 0)),
             first_ts=first or "",
             last_ts=last or "",
+            partial=int(partial or 0),
         )
-        for story, phase, provider, model, bucket, hour, calls, p, c, w5, w1, o, first, last in rows
+        for story, phase, provider, model, bucket, hour, calls, p, c, w5, w1, o, first, last, partial in rows
     ]
 
 
@@ -198,10 +201,7 @@ def query_groups(
             f" FROM usage {where} GROUP BY story, phase, provider, model, bucket, hour"
         )
         parts.append((sql, [*clause_params, *extra_params, *params]))
-    try:
-        return _groups(ledger.rows_of_parts(parts))
-    except sqlite3.DatabaseError as error:
-        raise MonitorInputError(f"the usage ledger cannot be read: {error}") from None
+    return _groups(ledger.rows_of_parts(parts))  # errors: load_input names the file
 
 
 def _total_parts(
@@ -252,3 +252,14 @@ def sessions_of(
         [*sessions, *stories],
     )
     return sorted(sessions), sorted(row[0] for row in others)
+
+
+def agent_gaps(ledger: LedgerReader) -> list[str]:
+    """One line per agent whose total, as the main transcript reports it, exceeds its transcript
+    (mcp_server/usage/agent_totals.py); asked afresh, as agent reports do not change the usage
+    version. None from a ledger older than the check."""
+    try:
+        rows = ledger.conn.execute(agent_totals.CROSS_CHECK_SQL).fetchall()
+    except sqlite3.OperationalError:  # no agent_report table yet
+        return []
+    return [agent_totals.describe(check) for check in agent_totals.checks(rows) if check.gap > 0]

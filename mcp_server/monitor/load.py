@@ -6,6 +6,7 @@ numbers are computed from it by the pure functions of ``report``.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Sequence
@@ -13,6 +14,7 @@ from typing import Sequence
 from mcp_server.checkpoints import CHECKPOINTS_RELATIVE, checkpoints_dir
 from mcp_server.errors import HybridError
 from mcp_server.ledger import ledger_path
+from mcp_server.ledger_faults import describe, timeout_s
 from mcp_server.monitor.cache import MonitorCache
 from mcp_server.monitor.checkpoint_reader import CheckpointCache, read_inputs, start_parallel
 from mcp_server.monitor.inputs import (
@@ -25,7 +27,7 @@ from mcp_server.monitor.inputs import (
     ledger_stamp,
     parse_time,
 )
-from mcp_server.monitor.ledger_sums import LedgerReader, query_groups, sessions_of
+from mcp_server.monitor.ledger_sums import LedgerReader, agent_gaps, query_groups, sessions_of
 from mcp_server.monitor.story_coverage import CoverageFiles, with_coverage
 from mcp_server.pricing import PriceTable
 from mcp_server.stories import check_story_id, natural_key
@@ -89,6 +91,7 @@ def load_input(
         try:
             split_at = sorted(selected)[len(selected) // 2] if len(selected) > 1 else None  # SQL's order
             groups = query_groups(ledger, prices, since, until, split_at=split_at)
+            gaps = agent_gaps(ledger)
             inputs = read_inputs(root, to_read, pending, checkpoints, cached)
             pending = (None, None)
             chosen = set(selected)
@@ -113,6 +116,9 @@ def load_input(
                 cache.mark_changed()
         finally:
             ledger.close()
+    except sqlite3.Error as error:  # locked past the timeout, or not a database: one line naming it
+        problem = str(describe(path, error, timeout_s())).removeprefix("usage ledger ")
+        raise MonitorInputError(f"the usage ledger cannot be read: {problem}") from None
     finally:
         if pending[0] is not None:
             pending[0].terminate()
@@ -132,6 +138,7 @@ def load_input(
         warnings=warnings,
         sessions=sessions,
         other_stories_in_sessions=shared,
+        agent_gaps=gaps,
     )
 
 

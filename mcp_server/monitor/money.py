@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from mcp_server.config import MonitorSettings
 from mcp_server.monitor.inputs import UsageGroup
+from mcp_server.monitor.wording import pct_text
 from mcp_server.pricing import PER_MILLION, PriceTable
 
 ZERO = Decimal(0)
@@ -127,12 +128,36 @@ def rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def money_text(value: Decimal | None, digits: int = 2) -> str:
+SIGNIFICANT_BELOW_A_DOLLAR = 3
+
+
+def money_text(value: Decimal | None, digits: int | None = None) -> str:
+    """Dollars as the report and the dashboard show them. ``digits`` fixes the decimals (table
+    columns); without it, cents from $1 up, and below $1 three significant digits (at least
+    two decimals, at most six), so "$0.246 vs $0.251: -$0.00510 (-2%)" explains itself where
+    cents would read "$0.25 vs $0.25: -$0.01". The sign always shows: -$0.0047, never $0.00."""
     if value is None:
         return "no data"
-    q = Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-    sign = "-" if q < 0 else ""
-    return f"{sign}${abs(q):,.{digits}f}"
+    amount = Decimal(value)
+    if digits is None:
+        digits = 2 if amount == 0 or abs(amount) >= 1 else min(6, max(2, SIGNIFICANT_BELOW_A_DOLLAR - 1 - amount.copy_abs().adjusted()))
+    q = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    text = f"{abs(q):,.{digits}f}"
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${text}"
+
+
+def cell_usd(value: Decimal | None, has_data: bool = True, unpriced: Iterable[str] = ()) -> str:
+    """A table cell: four decimals, so a column lines up (the Markdown report and the dashboard)."""
+    if not has_data or value is None:
+        return "no data"
+    return money_text(value, 4) + (" + unpriced" if list(unpriced) else "")
+
+
+def savings_cell(money: "Money") -> str:
+    if not money.has_data:
+        return "no data"
+    return f"{money_text(money.savings, 4)} ({pct_text(money.savings_pct)})"
 
 
 class Pricer:

@@ -86,6 +86,7 @@ def to_json(report: Report) -> dict[str, Any]:
             for run in report.runs
         ],
         "warnings": report.warnings,
+        "totals_are_lower_bounds": report.lower_bound,  # usage missing from the transcripts (see the warnings)
         "footnote": report.footnote,
         "settings": {**report.thresholds, "baseline": report.baseline},
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from mcp_server.monitor.money import CLAUDE, GLM, Money, money_text
+from mcp_server.monitor.money import CLAUDE, GLM, Money, cell_usd, money_text, savings_cell
 from mcp_server.monitor.report import Report
 from mcp_server.monitor.rows import ORCHESTRATION, StoryRow
 from mcp_server.monitor.wording import pct_text, stories
@@ -29,13 +29,6 @@ def duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def cell_usd(value: Decimal | None, has_data: bool = True, unpriced: Iterable[str] = ()) -> str:
-    if not has_data or value is None:
-        return NO_DATA
-    text = money_text(value, 4)
-    return text + (" + unpriced" if list(unpriced) else "")
-
-
 def _stories_line(stories: Sequence[str]) -> str:
     if len(stories) <= HEADLINE_STORIES:
         return ", ".join(stories)
@@ -45,7 +38,8 @@ def _stories_line(stories: Sequence[str]) -> str:
 def headline(report: Report) -> list[str]:
     total, q = report.total, report.quality
     if total.has_data:
-        cost = f"Total Cost: {money_text(total.total)} (Claude {money_text(total.claude)} + GLM {money_text(total.glm)})"
+        at_least = "≥ " if report.lower_bound else ""  # usage missing from the transcripts: see the warnings
+        cost = f"Total Cost: {at_least}{money_text(total.total)} (Claude {at_least}{money_text(total.claude)} + GLM {money_text(total.glm)})"
         base = f"vs Claude-Only: {money_text(total.baseline)}¹"
         savings = f"Savings: {money_text(total.savings)} ({pct_text(total.savings_pct)})"
     else:
@@ -97,12 +91,6 @@ def _tokens(money: Money, which: str) -> str:
     return f"{tally.prompt:,} / {tally.cached:,} / {tally.completion:,}"
 
 
-def _savings_cell(money: Money) -> str:
-    if not money.has_data:
-        return NO_DATA
-    return f"{money_text(money.savings, 4)} ({pct_text(money.savings_pct)})"
-
-
 def _story_cells(row: StoryRow) -> list[str]:
     m = row.money
     has = m.has_data
@@ -122,7 +110,7 @@ def _story_cells(row: StoryRow) -> list[str]:
         cell_usd(m.glm, has, m.unpriced if m.tokens[GLM].calls else ()),
         cell_usd(m.total, has, m.unpriced),
         cell_usd(m.baseline, has),
-        _savings_cell(m),
+        savings_cell(m),
         ac,
         coverage,
         NO_DATA if row.quality is None else f"{row.quality:g}/10",
@@ -136,10 +124,10 @@ def story_table(report: Report) -> list[str]:
     rows = [_story_cells(row) for row in report.story_rows]
     o = report.orchestration
     if o.has_data:
-        rows.append([ORCHESTRATION, cell_usd(o.claude), cell_usd(o.glm), cell_usd(o.total, True, o.unpriced), cell_usd(o.baseline), _savings_cell(o), "", "", "", "", ""])
+        rows.append([ORCHESTRATION, cell_usd(o.claude), cell_usd(o.glm), cell_usd(o.total, True, o.unpriced), cell_usd(o.baseline), savings_cell(o), "", "", "", "", ""])
     t = report.total
     rows.append(["**total**", cell_usd(t.claude, t.has_data), cell_usd(t.glm, t.has_data), cell_usd(t.total, t.has_data, t.unpriced),
-                 cell_usd(t.baseline, t.has_data), _savings_cell(t), "", "", "", "", duration(report.time.get("wall_clock_s")) + " wall-clock" if report.time.get("data") else ""])
+                 cell_usd(t.baseline, t.has_data), savings_cell(t), "", "", "", "", duration(report.time.get("wall_clock_s")) + " wall-clock" if report.time.get("data") else ""])
     return ["## Stories", "", *_table(header, rows, "lrrrrrrrrrr")]
 
 

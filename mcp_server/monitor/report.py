@@ -54,7 +54,8 @@ class Report:
     unattributed: dict[str, Any]
     price_dates: tuple[str, str] | None
     baseline_is_default: bool = True
-    note: str | None = None  # --note: a line under the title, e.g. where the numbers come from
+    note: str | None = None
+    lower_bound: bool = False  # some usage is missing from the transcripts: totals are at least this  # --note: a line under the title, e.g. where the numbers come from
 
     @property
     def verdict_line(self) -> str:
@@ -75,6 +76,13 @@ def build_report(
     phases = phase_rows(sums, stories)
     total, orchestration = sums.total, sums.orchestration
     warnings = list(inp.warnings)
+    partial = sum(group.partial for group in inp.groups)
+    if partial:
+        warnings.append(
+            f"lower bound: {partial} Claude request(s) never got their final usage in their transcript (a Claude Code "
+            "defect): their output is undercounted, so the totals marked ≥ are at least what is shown"
+        )
+    warnings += inp.agent_gaps
     extra_checks = data_checks(inp, stories, total, warnings)
     checks = verdict_checks(stories, total, monitor, extra_checks)
     window = inp.unattributed_window
@@ -121,4 +129,5 @@ def build_report(
         unattributed=unattributed,
         price_dates=price_dates,
         baseline_is_default=baseline_is_default,
+        lower_bound=bool(partial or inp.agent_gaps),
     )

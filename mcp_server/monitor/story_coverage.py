@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_server.monitor.cache import MonitorCache
-from mcp_server.monitor.coverage import CoverageError, CoverageReading, read_coverage
+from mcp_server.coverage import CoverageError, CoverageReading, read_coverage
 from mcp_server.monitor.inputs import CoverageInfo, StoryInput, file_key
 from mcp_server.monitor.wording import listed
 

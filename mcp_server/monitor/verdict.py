@@ -159,40 +159,42 @@ def footnote(
     glm = total.tokens[GLM]
     used = [row for row in phase_rows if row.baseline_model and row.money.tokens[GLM].calls]
     mapping = ", ".join(f"{row.phase} {row.baseline_model}" for row in used) or "no GLM phases"
-    whose = "the model of each phase's role" if baseline_is_default else "the model set for each phase in monitor.baseline"
+    whose = "the Claude model of each phase's role" if baseline_is_default else "the Claude model that monitor.baseline sets for each phase"
     text = (
-        f"¹ Claude-only = every Claude token measured ({money_text(total.claude, 4)}, orchestration included) "
-        f"+ GLM's measured tokens ({glm.prompt:,} in, {glm.cached:,} of them cached, {glm.completion:,} out) priced at "
-        f"{whose} ({mapping}), each request in its own price tier, GLM cache hits as Claude cache reads. "
+        "¹ Claude-only is what the same work would have cost with Claude alone. It counts every Claude token "
+        f"measured ({money_text(total.claude, 4)}, orchestration included). It adds GLM's measured tokens "
+        f"({glm.prompt:,} in, {glm.cached:,} of them cached, {glm.completion:,} out), priced as if {whose} had "
+        f"written them ({mapping}). Each request keeps its own price tier, and a GLM cache hit counts as a Claude "
+        "cache read. "
     )
     orchestration = money_text(orchestration.total, 4)
     if unattributed["rule"] == "all":
-        text += f"Unattributed orchestration ({orchestration}) is in every total, in full."
+        text += f"The orchestration no story claimed ({orchestration}) is in every total, in full."
     elif unattributed["sessions"] or unattributed["window"]:
         parts = []
         if unattributed["sessions"]:
             count, others = unattributed["sessions"], unattributed["other_stories_in_sessions"]
             parts.append(
-                f"of the {count} Claude Code session{'s' if count != 1 else ''} that ran them"
+                f"the {count} Claude Code session{'s' if count != 1 else ''} that ran these stories"
                 + (f" (which also ran {others} other {'story' if others == 1 else 'stories'})" if others else "")
             )
         if unattributed["window"]:
             low, high = unattributed["window"]
             others = unattributed["other_stories_in_window"]
             parts.append(
-                f"without a session, from their first to last activity ({low[:16]} to {high[:16]} UTC"
+                f"activity outside a session between their first and last step ({low[:16]} to {high[:16]} UTC"
                 + (f", when {others} other {'story was' if others == 1 else 'stories were'} active" if others else "")
                 + ")"
             )
         text += (
-            f"Unattributed orchestration {' and, '.join(parts)} ({orchestration}) is in the totals in full; it adds the "
-            "same to both sides, so it moves the savings % but not the savings $."
+            f"The orchestration no story claimed ({orchestration}) comes from {' and '.join(parts)}. It is in both "
+            "totals in full, so it changes the savings in percent but not in dollars."
         )
     else:
-        text += "The selected stories have no recorded activity, so no unattributed orchestration is included."
+        text += "The selected stories have no recorded activity, so no unclaimed orchestration is included."
     if total.unpriced:
         text += (f" Unpriced models ({', '.join(sorted(total.unpriced))}) are in the token counts above "
                  "but left out of both sides' dollars.")
     if price_dates:
-        text += f" Prices: mcp_server/data/prices.yaml (rows dated up to {price_dates[-1]}) and overrides, if any."
-    return text + " Method: docs/cost-method.md."
+        text += f" Prices come from mcp_server/data/prices.yaml (rows dated up to {price_dates[-1]}) and any overrides."
+    return text + " The method is in docs/cost-method.md."

@@ -10,6 +10,11 @@ main loop and subagents alike; no database access here (mcp_server.usage.hook do
 - Dedup rule, in one place: an API message is ``message.id`` + ``requestId`` (or
   ``requestRef``). The CLI writes one message as several ``assistant`` lines, one per content
   block, and in streamed sessions ``output_tokens`` can grow between copies: keep the largest.
+- Final usage: a copy whose ``stop_reason`` is null and that has no ``usage.iterations`` array
+  is an early snapshot. A message whose copies are all early snapshots never got its final usage (a known Claude
+  Code defect in subagent transcripts): its row is marked ``ok:partial-usage``, a lower bound.
+- Agent totals the main transcript reports (the Agent tool's ``toolUseResult.totalTokens``, a
+  ``<task-notification>``'s ``subagent_tokens``) are collected for a cross-check.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from mcp_server.ledger import UsageRow
 PREFIX_RE = re.compile(r"^\s*\[story ([A-Za-z0-9][A-Za-z0-9._-]{0,63}) (P[1-7])\]", re.MULTILINE)
 CHUNK_BYTES = 8 << 20
 SYNTHETIC_MODEL = "<synthetic>"
+PARTIAL_USAGE = "ok:partial-usage"  # the row's status when no copy carried the final usage
+TASK_ID_RE = re.compile(r"<task-id>\s*([A-Za-z0-9_.:-]{1,128})\s*</task-id>")
+SUBAGENT_TOKENS_RE = re.compile(r"<subagent_tokens>\s*(\d{1,15})\s*</subagent_tokens>|subagent_tokens:\s*(\d{1,15})")
 # A slash command is logged as a wrapper line, then its expanded text as the next user line.
 _COMMAND_WRAPPER = "<command-"
 
@@ -47,6 +55,7 @@ class Message:
     cache_write_1h_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
+    final: bool = True  # some copy carried the response's final usage
 
     @property
     def prompt_tokens(self) -> int:
@@ -69,6 +78,8 @@ class Chunk:
     bad_lines: int = 0  # candidate lines that were not JSON objects
     skipped: int = 0  # assistant lines with no usable usage (synthetic, no id)
     complete: bool = True  # False when a deadline stopped the read early
+    # agent id -> (source, tokens): the totals the transcript reports for agents it launched
+    agent_reports: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def parse_prefix(text: str | None) -> tuple[str, str] | None:
@@ -124,7 +135,27 @@ def message_from_line(obj: dict) -> Message | None:
         cache_write_1h_tokens=write_1h,
         output_tokens=_int(usage.get("output_tokens")),
         thinking_tokens=_int(details.get("thinking_tokens")),
+        # the defect's early snapshot says stop_reason: null; a line without the key is taken as final
+        final=msg.get("stop_reason", "") is not None or isinstance(usage.get("iterations"), list),
     )
+
+
+def agent_report(obj: dict) -> tuple[str, str, int] | None:
+    """(agent id, source, tokens) when a main-transcript line reports an agent's total: the
+    Agent tool's result (``toolUseResult``), or a ``<task-notification>`` of an agent launched
+    in the background. A workflow's notification (``agent_count``) sums many agents: skipped."""
+    result = obj.get("toolUseResult")
+    if isinstance(result, dict):
+        agent_id, tokens = result.get("agentId"), result.get("totalTokens")
+        if isinstance(agent_id, str) and agent_id and isinstance(tokens, int) and tokens >= 0:
+            return agent_id, "agent-tool", tokens
+    text = json.dumps(obj.get("message") or obj.get("attachment") or "")
+    if "<task-notification>" not in text or "agent_count" in text:
+        return None
+    task, tokens = TASK_ID_RE.search(text), SUBAGENT_TOKENS_RE.search(text)
+    if task and tokens:
+        return task.group(1), "task-notification", int(tokens.group(1) or tokens.group(2))
+    return None
 
 
 def prompt_text(obj: dict) -> str | None:
@@ -150,7 +181,8 @@ def scan_lines(data: bytes, chunk: Chunk, *, find_prompt: bool) -> None:
     for line in data.split(b"\n"):
         is_assistant = b'"assistant"' in line
         wants_prompt = find_prompt and chunk.prompt is None and b'"user"' in line
-        if not (is_assistant or wants_prompt):
+        reports = b'"totalTokens"' in line or b"subagent_tokens" in line
+        if not (is_assistant or wants_prompt or reports):
             continue
         try:
             obj = json.loads(line)
@@ -167,10 +199,19 @@ def scan_lines(data: bytes, chunk: Chunk, *, find_prompt: bool) -> None:
                 chunk.skipped += 1
                 continue
             kept = chunk.messages.get(message.dedup_key)
+            if kept is not None:
+                message.final = message.final or kept.final
             if kept is None or message.size > kept.size:
                 chunk.messages[message.dedup_key] = message
-        elif kind == "user" and wants_prompt:
+            else:
+                kept.final = message.final
+            continue
+        if kind == "user" and wants_prompt:
             chunk.prompt = prompt_text(obj)
+        if reports:
+            found = agent_report(obj)
+            if found:
+                chunk.agent_reports[found[0]] = found[1:]
 
 
 def read_transcript(
@@ -268,7 +309,7 @@ def usage_row(
         cache_write_1h_tokens=message.cache_write_1h_tokens,
         completion_tokens=message.output_tokens,
         reasoning_tokens=message.thinking_tokens,
-        status="ok",
+        status="ok" if message.final else PARTIAL_USAGE,
         dedup_key=message.dedup_key,
         ts=message.ts,
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 from tests.support import REPO
+from tests.test_dashboard_browser import assert_charts_readable, inspected_charts
 
 
 def test_hybrid_demo_runs_the_pilot_and_says_the_models_were_simulated(claude, tmp_path):
@@ -14,13 +16,21 @@ def test_hybrid_demo_runs_the_pilot_and_says_the_models_were_simulated(claude, t
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert out.startswith("hybrid demo (simulated models: no Anthropic or GLM API was called)")
-    assert out.count("(simulated models") >= 3  # every section says so
+    assert out.count("simulated models") == 1 and "simulated" not in done.stderr  # said once, first
+    assert re.search(r"^the session took \d+ s$", out, re.M)  # measured, not a guess
+    page = tmp_path / "settings-epic" / ".claude" / "hybrid" / "dashboard.html"
+    assert (out + done.stderr).count(str(page)) == 1  # the dashboard's path, once
+    happened = out.split("what happened:\n")[1].split("\n\n")[0]
+    assert "01.3: " in happened and "review 1: request changes (6/10), so P3 ran again on its 1 issue" in happened
+    assert "review 2: approved (9/10)" in happened and "minor issue, so P4 refactored it" in happened
+    assert re.search(r"failed its tests and passed after \d+ fix rounds?", happened), happened
     for row in ("01.2 ", "01.3 ", "01.4 "):
         assert any(line.startswith(row) and line.rstrip().endswith("done") for line in out.splitlines()), row
     assert "# Hybrid AI Batch Report" in out and "VERDICT:" in out and "AC Pass Rate: 100% (12/12 ACs" in out
     assert "Test Coverage:" in out and "no data" not in out.split("## Stories")[0]
     project = tmp_path / "settings-epic"
-    assert (project / ".claude" / "hybrid" / "dashboard.html").stat().st_size > 10_000
+    assert page.stat().st_size > 10_000 and "simulated models" in page.read_text()
+    assert_charts_readable(inspected_charts(tmp_path, page))  # in chromium: axis labels and marks on every chart
     tests = subprocess.run(["python3", "-m", "unittest", "discover", "-s", "tests", "-t", ".", "-q"], cwd=project,
                            capture_output=True, text=True)
     assert tests.returncode == 0, tests.stderr

@@ -38,8 +38,12 @@ def test_marketplace_install_then_a_session_bootstraps_the_server(claude, tmp_pa
     for command in (["plugin", "marketplace", "add", str(source)], ["plugin", "install", "hybrid@hybrid-orchestrator"]):
         done = subprocess.run([claude, *command], capture_output=True, text=True, env=cli_env, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
-    installed = home / ".claude" / "plugins" / "cache" / "hybrid-orchestrator" / "hybrid" / "0.1.0"
+    cache = home / ".claude" / "plugins" / "cache"
+    installed = cache / "hybrid-orchestrator" / "hybrid" / "0.1.0"
     assert (installed / "bin" / "hybrid-mcp").is_file() and not (installed / ".venv").exists()
+    # The CLI copies the folder whole and runs `npm ci` where a package-lock.json is (docs/install.md).
+    size = sum(path.lstat().st_size for path in cache.rglob("*") if path.is_file())
+    print(f"plugin cache after marketplace add + install from a clean clone: {size / 1e6:.1f} MB")
 
     first_requests: list[str] = []
     missing = "No such tool available"

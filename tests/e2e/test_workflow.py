@@ -72,9 +72,9 @@ def test_the_example_allows_its_test_command_in_its_project_settings_as_a_user_w
 
 def test_the_slash_command_ran_the_workflow_and_then_the_report(pipelined):
     project, reported, labels, waits = pipelined
-    # The orchestrator made a handful of calls: check the test command, launch the workflow,
+    # The orchestrator made a handful of calls: check the arguments and the test command, launch the workflow,
     # wait, run the report; and, on a busy machine, its waits for the plugin's tools to connect.
-    assert labels.count("orchestrator") - waits <= 6
+    assert labels.count("orchestrator") - waits <= 7
     assert {label.split()[0] for label in labels if label != "orchestrator"} == set(STORIES)
 
 
@@ -197,10 +197,12 @@ def test_without_a_rule_for_the_test_command_the_pilot_stops_before_any_phase(cl
         run = run_session(claude, project, "/hybrid:pilot 01.2",
                           session_env(tmp_path / "home", anthropic.base_url, glm.base_url), timeout_s=300)
         labels = [s.label for s in anthropic.served]
+        waits = max((Conversation.of(body).waits() for body in anthropic.requests), default=0)
         asked_glm = len(glm.requests)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.result["result"] == (
         'hybrid: the GLM tools may not run the test command "python3 -m unittest" yet: add '
         '"Bash(python3 -m unittest *)" to permissions.allow in .claude/settings.json, then run the pilot again')
-    assert labels == ["orchestrator", "orchestrator"] and asked_glm == 0  # the check, then the line
+    # Two checks, then the line; and, on a busy machine, the waits for the plugin's tools to connect.
+    assert labels == ["orchestrator"] * (3 + waits) and asked_glm == 0
     assert not (project / ".claude" / "checkpoints").exists()

@@ -11,9 +11,13 @@
     });
   }
   function isNum(v) { return typeof v === "number" && isFinite(v); }
+  // digits fixed for axis ticks; else as money_text in monitor/money.py: cents from $1 up, three
+  // significant digits below (the report's cards and tables come ready-made from Python)
   function usd(v, digits) {
     if (!isNum(v)) return NO;
-    var parts = Math.abs(v).toFixed(digits === undefined ? 4 : digits).split(".");
+    var a = Math.abs(v);
+    if (digits === undefined) digits = a >= 1 || a === 0 ? 2 : Math.min(6, Math.max(2, 2 - Math.floor(Math.log10(a))));
+    var parts = a.toFixed(digits).split(".");
     parts[0] = parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",");
     return (v < 0 ? "-$" : "$") + parts.join(".");
   }
@@ -30,9 +34,11 @@
     return r + "s";
   }
   function sum(a, b) { return isNum(a) || isNum(b) ? (a || 0) + (b || 0) : null; }
+  // axis ticks: seconds while they are under two minutes, so short phases never all read "0m"
   function durShort(s) {
     if (!isNum(s)) return "";
-    if (s < 3600) return Math.round(s / 60) + "m";
+    if (s < 120) return Math.round(s) + "s";
+    if (s < 3600) return (Math.round(s / 6) / 10) + "m";
     return (Math.round(s / 360) / 10) + "h";
   }
 
@@ -45,12 +51,14 @@
   var verdict = document.getElementById("verdict");
   verdict.className = "verdict " + meta.verdict;
   verdict.textContent = { APPROVED: "✓ ", NEEDS_ATTENTION: "⚠ ", REJECTED: "✗ " }[meta.verdict] + meta.verdict_text;
+  // money and percents come as the Markdown report writes them (h.text), so both agree to the digit
+  var ht = h.text || {};
   var cards = [
-    ["Total cost", usd(h.total, 2), "Claude " + usd(h.claude, 2) + " + GLM " + usd(h.glm, 2)],
-    ["vs Claude-only", usd(h.baseline, 2), "the same work, Claude only ¹"],
-    ["Savings", usd(h.savings, 2), pct(h.savings_pct)],
-    ["AC pass rate", pct(h.ac), h.ac_detail || NO],
-    ["Test coverage", isNum(h.coverage) ? pct(h.coverage) + " avg" : NO, h.coverage_detail || ""],
+    ["Total cost", (h.lower_bound ? "≥ " : "") + (ht.total || NO), "Claude " + (h.lower_bound ? "≥ " : "") + (ht.claude || NO) + " + GLM " + (ht.glm || NO) + (h.lower_bound ? " (a lower bound: see the warnings)" : "")],
+    ["vs Claude-only", ht.baseline || NO, "the same work, Claude only ¹"],
+    ["Savings", ht.savings || NO, ht.savings_pct || NO],
+    ["AC pass rate", isNum(h.ac) ? ht.ac : NO, h.ac_detail || NO],
+    ["Test coverage", isNum(h.coverage) ? ht.coverage + " avg" : NO, h.coverage_detail || ""],
     ["Code quality", isNum(h.quality) ? h.quality + "/10 avg" : NO, h.quality_detail || ""],
     ["Time", isNum(h.wall) ? dur(h.wall) : NO, isNum(h.wall) ? "wall-clock; Σ stories " + dur(h.story_sum) + (isNum(h.speedup) ? ", speed-up " + h.speedup + "×" : "") : ""]
   ];
@@ -104,8 +112,13 @@
     var opts = {
       width: Math.max(320, el.clientWidth || 600),
       height: 270,
-      // half a category of room on each side, also when zoomed in (drag; double-click resets)
-      scales: { x: { time: false, range: function (u, min, max) { return [min - 0.6, max + 0.6]; } }, y: { range: upFromZero } },
+      // half a category of room on each side, also when zoomed in (drag; double-click resets). With
+      // one category uPlot asks for 0..100, which drew a lone bar at the left edge, half cut.
+      scales: { x: { time: false, range: function (u, min, max) {
+        min = Math.max(isNum(min) ? min : 0, 0);
+        max = Math.min(isNum(max) ? max : points - 1, points - 1);
+        return max > min ? [min - 0.6, max + 0.6] : [min - 0.6, min + 0.6];
+      } }, y: { range: upFromZero } },
       axes: [categoryAxis(labels), { values: moneyTicks, size: 70 }],
       series: [{ label: xLabel || "", value: function (u, v) { return isNum(v) ? labels[v] : ""; } }].concat(series),
       legend: { live: true },
@@ -145,7 +158,7 @@
     { label: "all stories (right axis)", stroke: COLORS.base, width: 2, scale: "total", value: timeValue, points: { size: 5 } }
   ], [T.mean, T.total], function (opts) {
     opts.scales.total = { range: upFromZero };
-    var steps = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 432000, 864000];
+    var steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 432000, 864000];
     opts.axes[1] = { incrs: steps, values: function (u, ticks) { return ticks.map(durShort); }, size: 56 };
     opts.axes.push({ scale: "total", side: 1, grid: { show: false }, incrs: steps, values: function (u, ticks) { return ticks.map(durShort); }, size: 56 });
   }, "phase");
@@ -165,14 +178,13 @@
   function value(v, shown, low) { return isNum(v) ? cell(shown, low ? "low" : "") : cell(NO, "nd"); }
   var th = D.thresholds, rows = [];
   for (var i = 0; i < S.id.length; i++) {
-    var cost = sum(S.claude[i], S.glm[i]);
     rows.push("<tr>" + cell(S.id[i]) + cell(S.title[i] || "") +
-      (isNum(S.ac[i]) ? cell(pct(S.ac[i]) + " (" + S.ac_text[i] + ")", S.ac[i] < th.ac_pass_rate ? "low" : "") : cell(NO, "nd")) +
-      value(S.cov[i], pct(S.cov[i]) + (S.cov_checkpoint[i] ? " (checkpoint)" : ""), S.cov[i] < th.coverage) +
+      (isNum(S.ac[i]) ? cell(S.ac_pct_text[i] + " (" + S.ac_text[i] + ")", S.ac[i] < th.ac_pass_rate ? "low" : "") : cell(NO, "nd")) +
+      value(S.cov[i], S.cov_text[i] + (S.cov_checkpoint[i] ? " (checkpoint)" : ""), S.cov[i] < th.coverage) +
       value(S.q[i], S.q[i] + "/10", S.q[i] < th.quality) +
       value(S.rounds[i], String(S.rounds[i]), false) +
       value(S.secs[i], dur(S.secs[i]), false) +
-      (S.has_cost[i] ? cell(usd(cost)) + cell(usd(S.base[i])) + cell(usd(S.base[i] - cost) + " (" + pct(S.savings_pct[i]) + ")") : cell(NO, "nd") + cell(NO, "nd") + cell(NO, "nd")) +
+      (S.has_cost[i] ? cell(S.cost_text[i]) + cell(S.base_text[i]) + cell(S.savings_text[i]) : cell(NO, "nd") + cell(NO, "nd") + cell(NO, "nd")) +
       cell(S.next[i] || "") + "</tr>");
   }
   var table = document.getElementById("stories");
@@ -193,6 +205,7 @@
   window.addEventListener("resize", function () {
     charts.forEach(function (pair) { pair[0].setSize({ width: Math.max(320, pair[1].clientWidth), height: 270 }); });
   });
+  window.hybridCharts = charts;  // [uPlot, element] pairs, for whoever inspects the drawn page
   document.body.setAttribute("data-ready", "1");
   document.documentElement.setAttribute("data-errors", String(window.__hybridErrors.length));
 })();

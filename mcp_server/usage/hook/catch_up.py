@@ -60,17 +60,21 @@ def catch_up(ledger: Ledger, payload: Mapping, *, seconds: float) -> list[Pass]:
     return passes
 
 
-def unfinished_sessions(ledger: Ledger, current_main: str, current_session: str) -> list[tuple[str, str]]:
+def unfinished_sessions(ledger: Ledger, current_session: str) -> list[tuple[str, str]]:
     """(main transcript, session id) of this project's other recent sessions that the ledger
-    knows of, newest first: a session killed before its Stop hook left lines nobody read."""
-    folder, mains = os.path.dirname(current_main), {}
+    knows of, newest first: a session killed before its Stop hook left lines nobody read.
+
+    Wherever their transcripts are: the ledger is the project's, so every session its cursors
+    name ran here, even one whose transcripts are in another folder (another HOME, or the
+    project opened by another path, which Claude Code files under another folder name)."""
+    mains: dict[str, str] = {}
     for path, session_id in ledger.known_transcripts():
         if not session_id or session_id == current_session:
             continue
         marker = os.sep + session_id + os.sep
         # <folder>/<session>/subagents/.../agent-<id>.jsonl belongs to <folder>/<session>.jsonl
         main = path.split(marker)[0] + os.sep + session_id + ".jsonl" if marker in path else path
-        if os.path.dirname(main) == folder:
+        if os.path.basename(main) == session_id + ".jsonl":
             mains[session_id] = main
     recent = []
     for session_id, main in mains.items():

@@ -82,8 +82,7 @@ def _catch_up_action(action: str, event: str, seconds: float, earlier_sessions: 
         try:
             passes = catch_up(ledger, payload, seconds=seconds)
             if earlier_sessions:
-                current = (payload_text(payload, "transcript_path"), payload_text(payload, "session_id"))
-                for main, session_id in unfinished_sessions(ledger, *current):
+                for main, session_id in unfinished_sessions(ledger, payload_text(payload, "session_id")):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -91,6 +90,8 @@ def _catch_up_action(action: str, event: str, seconds: float, earlier_sessions: 
                     passes += catch_up(ledger, other, seconds=remaining)
         finally:
             ledger.close()
+            for notice in ledger.notices:  # a corrupt ledger moved aside, spooled rows merged
+                log(root, event, action, notice)
         _note_bad_lines(root, event, action, passes)
         return 0
 

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from mcp_server.ledger import Ledger, TranscriptCursor, UsageRow
-from mcp_server.usage import transcripts
+from mcp_server.usage import agent_totals, transcripts
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Pass:
     backfill: bool = False  # the agent's earlier unattributed rows get the cursor's story/phase
     changed: bool = False
     bad_lines: int = 0
+    agent_reports: dict[str, tuple[str, int]] = field(default_factory=dict)  # for agent_totals
 
 
 def _running_phase(ledger: Ledger, agent_id: str | None) -> tuple[str, str] | None:
@@ -87,6 +88,7 @@ def plan_transcript(
         path, cursor.offset, find_prompt=cursor.attribution is None, deadline=deadline
     )
     result.bad_lines = chunk.bad_lines
+    result.agent_reports = chunk.agent_reports
     if chunk.end != cursor.offset:
         cursor.offset, result.changed = chunk.end, True
     if cursor.attribution is None and (chunk.prompt is not None or chunk.messages):
@@ -118,7 +120,7 @@ def plan_transcript(
 
 def apply(ledger: Ledger, passes: list[Pass]) -> None:
     """All the writes of one hook run, in one transaction (none at all when nothing changed)."""
-    passes = [p for p in passes if p.changed or p.rows]
+    passes = [p for p in passes if p.changed or p.rows or p.agent_reports]
     if not passes:
         return
     with ledger.transaction():
@@ -131,3 +133,5 @@ def apply(ledger: Ledger, passes: list[Pass]) -> None:
                     session_id=cursor.session_id, agent_id=cursor.agent_id, story=cursor.story, phase=cursor.phase
                 )
             ledger.put_cursor(cursor)
+            if item.agent_reports and cursor.session_id:
+                agent_totals.record_reports(ledger, cursor.session_id, item.agent_reports)

@@ -1,0 +1,31 @@
+"""A GLM call's ledger row: recorded, or kept in the ledger's spool when the ledger cannot take it.
+
+GLM's answer is paid for, so its row is never dropped: a locked or unwritable ledger gets it
+later, when the next process that opens the ledger merges the spool (mcp_server/ledger_spool.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict
+from pathlib import Path
+
+from mcp_server import ledger_spool
+from mcp_server.ledger import Ledger, UsageRow, utc_now
+
+
+def record_or_spool(path: Path, row: UsageRow) -> list[str]:
+    """Record ``row``. A ledger that cannot take it (locked, unwritable) gets it later: the
+    row goes to the spool. Returns the lines the user must see (empty: recorded, nothing to say)."""
+    ledger = Ledger(path)
+    try:
+        ledger.record(row)
+        return ledger.notices
+    except (sqlite3.Error, OSError) as error:
+        values = asdict(row)
+        values["ts"] = values["ts"] or utc_now()
+        values["dedup_key"] = values["dedup_key"] or ledger_spool.spool_key()
+        spooled = ledger_spool.append(path, values)
+        return [*ledger.notices, f"usage only spooled to {spooled} ({error}); it is merged when the ledger can be written"]
+    finally:
+        ledger.close()

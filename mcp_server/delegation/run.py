@@ -12,20 +12,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import sqlite3
 import time
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Awaitable, Callable, Mapping, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from mcp_server.budget import BudgetExceeded, check_budget
-from mcp_server.config import ConfigError, Settings
+from mcp_server.config import Settings
 from mcp_server.delegation import prompts
 from mcp_server.delegation.changes import refuse_test_removal, resolve
 from mcp_server.delegation.context import gather_context
@@ -33,6 +32,7 @@ from mcp_server.delegation.errors import DelegationError
 from mcp_server.delegation.glm import Completion, GlmClient, GlmError
 from mcp_server.delegation.inflight import InFlight
 from mcp_server.delegation.limits import check_inputs
+from mcp_server.delegation.progress import ProgressFn, no_progress, progress_interval_s
 from mcp_server.delegation.protocol import ReplyFormatError, output_contract, parse_reply, repair_request
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
 from mcp_server.delegation.testrun import TestCommand, TestOutcome, allowed_test_command, run_test_command
@@ -47,15 +47,10 @@ log = logging.getLogger("hybrid.delegation")
 
 TOOL_PHASE = {"write_tests": "P2", "implement": "P3", "refactor": "P4", "write_docs": "P7"}
 MAX_FIX_ROUNDS = 5
-# While GLM thinks or the tests run, the client still hears from the call this often (seconds),
-# so a long call never looks hung. HYBRID_PROGRESS_INTERVAL_S overrides it (the tests shorten it).
-PROGRESS_INTERVAL_S = 5.0
-PROGRESS_INTERVAL_VARIABLE = "HYBRID_PROGRESS_INTERVAL_S"
 # The chat format wraps each message in a few tokens of its own (role, separators).
 MESSAGE_OVERHEAD_TOKENS = 4
 PROGRESS_TEXT_LIMIT = 100  # a test command quoted in a progress message
 
-ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
 T = TypeVar("T")
 
 
@@ -89,23 +84,6 @@ class _Tally:
     reasoning_tokens: int = 0
     cost_usd: float | None = 0.0
     model: str = ""
-
-
-async def _no_progress(progress: float, total: float | None, message: str) -> None:
-    return None
-
-
-def progress_interval_s(environ: Mapping[str, str] | None = None) -> float:
-    raw = (os.environ if environ is None else environ).get(PROGRESS_INTERVAL_VARIABLE, "").strip()
-    if not raw:
-        return PROGRESS_INTERVAL_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise ConfigError(f"{PROGRESS_INTERVAL_VARIABLE} must be a number of seconds above 0, such as 5")
-    return value
 
 
 def _check_request(request: DelegationRequest, settings: Settings) -> None:
@@ -162,7 +140,7 @@ class Delegation:
     def __init__(self, services: Services, request: DelegationRequest, progress: ProgressFn | None):
         self.services = services
         self.request = request
-        self.progress = progress or _no_progress
+        self.progress = progress or no_progress
         self.settings = services.settings
         self.model = getattr(self.settings.models, request.tool)
         self.phase = TOOL_PHASE[request.tool]

@@ -29,6 +29,9 @@ from mcp_server.errors import HybridError
 PLUGIN_ROOT = Path(__file__).resolve().parents[2]
 CLI_PACKAGE = "@anthropic-ai/claude-code"
 CLI_VERSION = "2.1.330"
+# A checkout's pinned CLI (./install). Not in the top folder: Claude Code runs `npm ci` in an
+# installed plugin's folder that holds a package-lock.json (docs/install.md).
+DEV_CLAUDE = PLUGIN_ROOT / "tools" / "claude-code" / "node_modules" / ".bin" / "claude"
 STORIES = ("01.2", "01.3", "01.4")
 NPM_TIMEOUT_S = 600
 DASHBOARD = Path(".claude") / "hybrid" / "dashboard.html"
@@ -85,8 +88,8 @@ def _cache_dir() -> Path:
 
 
 def find_claude(say=print) -> str:
-    """The pinned `claude`: the repo's node_modules, the cache, PATH; else install it with npm."""
-    candidates = [PLUGIN_ROOT / "node_modules" / ".bin" / "claude", _cache_dir() / "node_modules" / ".bin" / "claude"]
+    """The pinned `claude`: a checkout's (./install), the cache, PATH; else install it with npm."""
+    candidates = [DEV_CLAUDE, _cache_dir() / "node_modules" / ".bin" / "claude"]
     on_path = shutil.which("claude")
     for candidate in [*map(str, candidates), *([on_path] if on_path else [])]:
         if Path(candidate).exists() and cli_version(candidate) == CLI_VERSION:

@@ -1,4 +1,4 @@
-"""The end-to-end tests drive the real, pinned Claude Code CLI (node_modules/.bin/claude,
+"""The end-to-end tests drive the real, pinned Claude Code CLI (tools/claude-code/node_modules/.bin/claude,
 installed by the README's install command) against loopback fakes, with HOME in a temp dir."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.demo.run import CLI_VERSION, cli_version, session_environment
+from mcp_server.demo.run import CLI_VERSION, DEV_CLAUDE, cli_version, session_environment
 from tests.support import REPO
 
-CLAUDE = REPO / "node_modules" / ".bin" / "claude"
+CLAUDE = DEV_CLAUDE
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ ledger has not changed since it last summed it. ``usage_total`` holds the rows' 
 kept by triggers too (mcp_server/ledger_totals.py).
 ``reservation`` holds the budget room of GLM requests in flight, so every MCP server process on
 the project sees it; ``agent_report`` the agent totals the main transcripts report.
+``test_run`` holds the test outcome of each GLM tool call that ran its tests (first attempt, fix
+rounds, end): mcp_server/ledger_test_runs.py.
 
 Faults: every SQLite error comes out as a LedgerError naming the file (it is also a
 sqlite3.Error, for callers that catch those). A file that is not a readable database is moved
@@ -31,7 +33,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mcp_server import ledger_spool, ledger_totals
+from mcp_server import ledger_spool, ledger_test_runs, ledger_totals
 from mcp_server.ledger_connection import LedgerConnection
 from mcp_server.ledger_faults import LedgerError  # noqa: F401 (re-exported)
 
@@ -216,7 +218,7 @@ class Ledger(LedgerConnection):
     """One connection per instance; safe to share across asyncio tasks of one thread.
     The connection, its faults and the spool's merge: mcp_server/ledger_connection.py."""
 
-    SCHEMA = _SCHEMA
+    SCHEMA = _SCHEMA + ledger_test_runs.SCHEMA
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         ledger_totals.migrate(conn, self.SCHEMA)  # the tables, and the running totals kept by triggers
@@ -235,6 +237,13 @@ class Ledger(LedgerConnection):
         placeholders = ", ".join(f":{name}" for name in _COLUMNS)
         cursor = self.execute(f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values)
         return int(cursor.lastrowid)
+
+    def record_test_run(self, run: ledger_test_runs.CallTests) -> int:
+        cursor = self.execute(ledger_test_runs.INSERT, ledger_test_runs.values(run, utc_now()))
+        return int(cursor.lastrowid)
+
+    def test_runs(self) -> list[ledger_test_runs.CallTests]:
+        return [ledger_test_runs.from_row(row) for row in self.fetchall(ledger_test_runs.SELECT)]
 
     def record_message(self, row: UsageRow) -> None:
         """Insert a row keyed by ``dedup_key``; a later copy replaces it only if larger.

@@ -227,3 +227,56 @@ def test_a_thousand_stories_draw(tmp_path):
     assert parsed.by_id["chart-stories"]["data-points"] == "1000" and parsed.by_id["stories"]["data-rows"] == "1000"
     shot = tmp_path / "big.png"
     assert browse(tmp_path, page, f"--screenshot={shot}").returncode == 0 and shot.stat().st_size > 20_000
+
+
+class TableCells(HTMLParser):
+    """The text of each cell of one table (by id), row by row, header row included."""
+
+    def __init__(self, table_id: str):
+        super().__init__()
+        self.table_id, self.inside, self.rows, self._cell = table_id, False, [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table" and dict(attrs).get("id") == self.table_id:
+            self.inside = True
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.inside = False
+        elif self.inside and tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append(self._cell)
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def test_the_model_scorecard_is_drawn_cell_for_cell(capsys, tmp_path):
+    """The dashboard's model table, as chromium built it from the data: the rows and the very
+    cells `hybrid report --models` prints (tests/test_scorecard.py works them out by hand)."""
+    from tests.test_scorecard import scorecard_run
+
+    project = scorecard_run(tmp_path / "project")
+    page = dashboard(capsys, project, tmp_path / "dashboard.html")
+    done = browse(tmp_path, page, "--dump-dom")
+    assert done.returncode == 0, done.stderr[-2000:]
+    parsed = Attributes()
+    parsed.feed(done.stdout)
+    assert_clean(parsed, done.stderr)
+    assert parsed.by_id["models"]["data-rows"] == "6"
+    table = TableCells("models")
+    table.feed(done.stdout)
+    header, *rows = table.rows
+    assert header[:2] == ["model", "calls"] and header[6] == "tests passed at first attempt" and len(header) == 12
+    by_model = {row[0]: row for row in rows}
+    assert by_model["glm-4.7"] == ["glm-4.7", "8", "247,000", "65,000", "55,200", "$0.2378", "50% (2/4)", "3 (0.75 per call)",
+                                   "2", "7.83/10 (3 rounds)", "33.3% (1/3)", "100% (5/5)"]
+    assert by_model["glm-5.3"][6:] == ["50% (1/2)", "2 (1 per call)", "1", "6/10 (3 rounds)", "66.7% (2/3)", "75% (3/4)"]
+    assert "No model is known to have done P3 of 01.5." in done.stdout
+    shot = tmp_path / "models.png"
+    assert browse(tmp_path, page, f"--screenshot={shot}", "--window-size=1366,3000").returncode == 0

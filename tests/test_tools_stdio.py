@@ -37,6 +37,12 @@ def ledger_rows(project):
         return [dict(r) for r in conn.execute("SELECT * FROM usage ORDER BY id")]
 
 
+def recorded_test_runs(project):
+    """The ledger's test_run rows: (story, phase, tool, model, first_passed, fix_rounds, passed)."""
+    with sqlite3.connect(project / ".claude" / "hybrid" / "usage.db") as conn:
+        return conn.execute("SELECT story, phase, tool, model, first_passed, fix_rounds, passed FROM test_run ORDER BY id").fetchall()
+
+
 async def test_tool_surface_is_stable(project, fake):
     async with mcp_client(project, fake.base_url) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
@@ -95,6 +101,8 @@ async def test_implement_fix_loop_repairs_a_failing_test(project, fake):
     # The repair request carried the failure output back to GLM.
     assert "failed" in json.dumps(fake.requests[1].body["messages"][-1]).lower()
     assert [r["phase"] for r in ledger_rows(project)] == ["P3", "P3"]
+    # the scorecard's record: failed at the first attempt, passed after one fix round
+    assert recorded_test_runs(project) == [("01.2", "P3", "implement", "glm-4.7", 0, 1, 1)]
 
 
 async def test_implement_reports_failure_after_last_fix_round(project, fake):
@@ -110,6 +118,29 @@ async def test_implement_reports_failure_after_last_fix_round(project, fake):
     tests = result.structured_content["tests"]
     assert tests["passed"] is False and tests["fix_rounds"] == 1 and tests["failure_tail"]
     assert len(fake.requests) == 2
+    assert recorded_test_runs(project) == [("01.2", "P3", "implement", "glm-4.7", 0, 1, 0)]
+
+
+async def test_each_tested_call_records_its_first_attempt_and_fix_rounds(project, fake):
+    """The ledger's test_run rows, behind the scorecard: a refactor that passes at once, and an
+    implement whose fix round's request GLM refuses (the first attempt's failure is still known)."""
+    (project / "tests").mkdir()
+    (project / "tests" / "test_roles.py").write_text(TEST_FILE)
+    allow_commands(project, "python -m pytest *")
+    fake.reply(render_reply([FileWrite("app/roles.py", IMPL_OK)]), model="glm-4.5-air")
+    fake.reply(render_reply([FileWrite("app/roles.py", IMPL_OK.replace("raise ValueError(role)", "pass"))]))
+    fake.error(400, code="1211", message="model gone")
+    fake.reply(render_reply([FileWrite("tests/test_more.py", TEST_FILE)]))
+    command = "python -m pytest -q tests"
+    async with mcp_client(project, fake.base_url) as client:
+        refactored = await client.call_tool("refactor", {"story": "01.2", "instructions": "tidy", "test_command": command})
+        implemented = await client.call_tool("implement", {"story": "01.2", "instructions": "x", "test_command": command, "max_fix_rounds": 2})
+        await client.call_tool("write_tests", {"story": "01.2", "instructions": "x"})  # no test command: no row
+    assert not refactored.is_error and "code 1211" in implemented.content[0].text
+    assert recorded_test_runs(project) == [
+        ("01.2", "P4", "refactor", "glm-4.5-air", 1, 0, 1),
+        ("01.2", "P3", "implement", "glm-4.7", 0, 1, 0),
+    ]
 
 
 async def test_write_docs_stays_under_docs_dir(project, fake):

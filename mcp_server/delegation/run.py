@@ -35,10 +35,12 @@ from mcp_server.delegation.limits import check_inputs
 from mcp_server.delegation.progress import ProgressFn, no_progress, progress_interval_s
 from mcp_server.delegation.protocol import ReplyFormatError, output_contract, parse_reply, repair_request
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
+from mcp_server.delegation.test_record import record_tests
 from mcp_server.delegation.testrun import TestCommand, TestOutcome, allowed_test_command, run_test_command
 from mcp_server.delegation.usage_record import record_or_spool
 from mcp_server.delegation.writes import WrittenFile, confine, write_all
 from mcp_server.ledger import Ledger, UsageRow
+from mcp_server.ledger_test_runs import CallTests
 from mcp_server.permissions import ProjectPermissions
 from mcp_server.pricing import PriceTable, TokenCounts
 from mcp_server.stories import check_story_id
@@ -373,22 +375,31 @@ class Delegation:
 
         outcome, rounds, note = None, 0, None
         if request.test_command:
-            outcome = await self._test()
-            while not outcome.passed and rounds < request.max_fix_rounds:
-                rounds += 1
-                await self._say(f"tests failed; fix round {rounds} of {request.max_fix_rounds}")
-                self.messages.append(
-                    {"role": "user", "content": prompts.fix_request(request.test_command, outcome.output_tail)}
-                )
-                try:
-                    fixed = write_all(settings.project_root, await self._next_changes(fixing=True), self.permissions)
-                except DelegationError as error:
-                    # Earlier rounds' files are on disk and stay; say why fixing stopped.
-                    note = f"fix round {rounds} stopped: {error}"
-                    break
-                _merge(written, fixed)
-                outcome = await self._test()
+            outcome = first = await self._test()
+            try:
+                while not outcome.passed and rounds < request.max_fix_rounds:
+                    rounds += 1
+                    await self._say(f"tests failed; fix round {rounds} of {request.max_fix_rounds}")
+                    self.messages.append(
+                        {"role": "user", "content": prompts.fix_request(request.test_command, outcome.output_tail)}
+                    )
+                    try:
+                        fixed = write_all(settings.project_root, await self._next_changes(fixing=True), self.permissions)
+                    except DelegationError as error:
+                        # Earlier rounds' files are on disk and stay; say why fixing stopped.
+                        note = f"fix round {rounds} stopped: {error}"
+                        break
+                    _merge(written, fixed)
+                    outcome = await self._test()
+            finally:  # also when a fix round's request fails: the first attempt's result is known
+                await self._record_tests(first.passed, rounds, outcome.passed)
         return self._result(written, outcome, rounds, note, time.monotonic() - started)
+
+    async def _record_tests(self, first_passed: bool, rounds: int, passed: bool) -> None:
+        run = CallTests(self.request.story, self.phase, self.request.tool, self.tally.model, first_passed, rounds, passed)
+        with anyio.CancelScope(shield=True):  # a cancelled call still ran its tests
+            notices = await anyio.to_thread.run_sync(record_tests, self.services.ledger_path, run)
+        self.ledger_notices += [line for line in notices if line not in self.ledger_notices]
 
     def _result(
         self, written: dict[str, WrittenFile], outcome: TestOutcome | None, rounds: int, note: str | None, duration: float

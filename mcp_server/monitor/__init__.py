@@ -10,9 +10,10 @@ Modules, each importing only those before it:
 ``inputs`` (what a report reads, as data) and ``cache`` (monitor-cache.json) <- ``ledger_sums``
 (the ledger summed in SQL), ``checkpoint_reader`` (the checkpoints, in parallel and cached) and
 ``story_coverage`` (each story's coverage) <- ``load`` (all of it, once);
-``money`` (prices and sums) <- ``rows`` (per story, phase, model, run) <- ``verdict`` (checks,
-footnote) <- ``report`` (the ``Report``) <- ``render_md``, ``render_json``, ``dashboard`` (the
-outputs) <- ``cli`` (``hybrid-monitor`` and ``hybrid report``). docs/monitor.md has the rest.
+``money`` (prices and sums) <- ``rows`` (per story, phase, model, run) <- ``scorecard`` (per
+model: usage, first attempts, reviews, ACs), ``verdict`` (checks, footnote) <- ``report`` (the
+``Report``) <- ``render_md``, ``render_json``, ``render_scorecard`` (``--models``), ``dashboard``
+(the outputs) <- ``cli`` (``hybrid-monitor`` and ``hybrid report``). docs/monitor.md has the rest.
 """
 
 from __future__ import annotations

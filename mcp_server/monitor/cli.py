@@ -21,6 +21,7 @@ from mcp_server.monitor.load import load_input
 from mcp_server.monitor.money import unpriced_baseline
 from mcp_server.monitor.render_json import report_json
 from mcp_server.monitor.render_md import render_markdown
+from mcp_server.monitor.render_scorecard import scorecard_json, scorecard_markdown
 from mcp_server.monitor.report import build_report
 from mcp_server.pricing import PriceTable, PriceTableError
 
@@ -51,6 +52,10 @@ def build_parser(prog: str = "hybrid-monitor") -> argparse.ArgumentParser:
         "suffix is dropped). Default: the report to stdout, the dashboard to .claude/hybrid/dashboard.html"
     ))
     parser.add_argument("--json", action="store_true", help="the report as JSON (machine-readable totals) instead of Markdown")
+    parser.add_argument("--models", action="store_true", help=(
+        "the report is the per-model scorecard instead: calls, tokens, cost, first-attempt test pass rate, fix rounds, "
+        "and the review score, REQUEST_CHANGES rate and AC pass rate of the stories each model wrote (the dashboard always has it)"
+    ))
     parser.add_argument("--since", help="only ledger usage from this date/time on (YYYY-MM-DD or ISO 8601; UTC when no zone)")
     parser.add_argument("--until", help="only ledger usage before this date/time (a bare date: up to the end of that day)")
     parser.add_argument("--project", help="the project directory (default: $CLAUDE_PROJECT_DIR, else the current directory)")
@@ -132,7 +137,10 @@ def run(args: argparse.Namespace, stdout=None, stderr=None) -> int:
     report = dataclasses.replace(build_report(data, prices, settings.monitor), note=args.note)
     targets = _targets(args, root)
     if "report" in targets:
-        text = report_json(report) if args.json else render_markdown(report)
+        if args.models:
+            text = scorecard_json(report) if args.json else scorecard_markdown(report)
+        else:
+            text = report_json(report) if args.json else render_markdown(report)
         if targets["report"] is None:
             stdout.write(text)
         else:

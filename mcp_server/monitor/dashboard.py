@@ -17,6 +17,7 @@ from string import Template
 from typing import Any
 
 from mcp_server.monitor.money import CLAUDE, GLM, PHASES, cell_usd, money_text, savings_cell
+from mcp_server.monitor.render_scorecard import COLUMNS as MODEL_COLUMNS, cells as model_cells
 from mcp_server.monitor.report import Report
 from mcp_server.monitor.rows import NO_PHASE, ORCHESTRATION
 from mcp_server.monitor.wording import pct_text
@@ -135,6 +136,12 @@ def dashboard_data(report: Report) -> dict[str, Any]:
         "time": time,
         "runs": runs,
         "tokens": {side: report.total.tokens[side].as_dict() for side in (CLAUDE, GLM)},
+        # the per-model scorecard, its cells as `hybrid report --models` writes them
+        "models": {
+            "columns": list(MODEL_COLUMNS),
+            "rows": [model_cells(score) for score in (report.scorecard.rows if report.scorecard else [])],
+            "no_writer": report.scorecard.no_writer if report.scorecard else [],
+        },
     }
 
 

@@ -42,6 +42,21 @@ class UsageGroup:
 
 
 @dataclass(frozen=True)
+class TestRunGroup:
+    """The ledger's ``test_run`` rows of one (story, tool, model), summed: GLM tool calls that ran
+    their test command, how many passed at the first attempt, the fix rounds they used, and how
+    many passed in the end."""
+
+    story: str
+    tool: str
+    model: str
+    calls: int
+    first_passed: int
+    fix_rounds: int
+    passed: int
+
+
+@dataclass(frozen=True)
 class CoverageInfo:
     percent: float
     source: str  # the file named by the checkpoint
@@ -77,6 +92,7 @@ class MonitorInput:
     # scope, and the other stories those sessions ran too.
     sessions: list[str] = field(default_factory=list)
     other_stories_in_sessions: list[str] = field(default_factory=list)
+    test_runs: list[TestRunGroup] = field(default_factory=list)  # the selected stories' tested GLM calls
 
 
 FileKey = tuple[int, int, int]  # size, mtime_ns, inode: a file read again only when it changes

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from mcp_server.ledger_faults import timeout_s
 from mcp_server.ledger_totals import has_totals, tiers
-from mcp_server.monitor.inputs import UsageGroup
+from mcp_server.monitor.inputs import TestRunGroup, UsageGroup
 from mcp_server.usage import agent_totals
 from mcp_server.pricing import PriceTable, TokenCounts
 
@@ -263,3 +263,21 @@ def agent_gaps(ledger: LedgerReader) -> list[str]:
     except sqlite3.OperationalError:  # no agent_report table yet
         return []
     return [agent_totals.describe(check) for check in agent_totals.checks(rows) if check.gap > 0]
+
+
+def test_runs(ledger: LedgerReader, stories: Sequence[str], since: str | None, until: str | None) -> list[TestRunGroup]:
+    """The selected stories' tested GLM calls (the ``test_run`` table, mcp_server/ledger_test_runs.py)
+    summed per (story, tool, model), within --since/--until. Asked afresh, in the report's
+    snapshot: a test run does not change the usage version. None from a ledger older than the
+    table (a report opens the ledger read-only, so it never adds it)."""
+    if not ledger.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'test_run'").fetchone():
+        return []
+    where, params = _where(since, until)
+    rows = ledger.conn.execute(
+        "SELECT story, tool, model, COUNT(*), SUM(first_passed), SUM(fix_rounds), SUM(passed)"
+        f" FROM test_run {where} GROUP BY story, tool, model ORDER BY story, tool, model",
+        params,
+    ).fetchall()
+    chosen = set(stories)  # filtered here: a thousand stories would not fit in one IN (...)
+    return [TestRunGroup(story, tool, model, int(n), int(first or 0), int(fixes or 0), int(passed or 0))
+            for story, tool, model, n, first, fixes, passed in rows if story in chosen]

@@ -27,7 +27,7 @@ from mcp_server.monitor.inputs import (
     ledger_stamp,
     parse_time,
 )
-from mcp_server.monitor.ledger_sums import LedgerReader, agent_gaps, query_groups, sessions_of
+from mcp_server.monitor.ledger_sums import LedgerReader, agent_gaps, query_groups, sessions_of, test_runs
 from mcp_server.monitor.story_coverage import CoverageFiles, with_coverage
 from mcp_server.pricing import PriceTable
 from mcp_server.stories import check_story_id, natural_key
@@ -92,6 +92,7 @@ def load_input(
             split_at = sorted(selected)[len(selected) // 2] if len(selected) > 1 else None  # SQL's order
             groups = query_groups(ledger, prices, since, until, split_at=split_at)
             gaps = agent_gaps(ledger)
+            tested = test_runs(ledger, selected, since, until)
             inputs = read_inputs(root, to_read, pending, checkpoints, cached)
             pending = (None, None)
             chosen = set(selected)
@@ -139,6 +140,7 @@ def load_input(
         sessions=sessions,
         other_stories_in_sessions=shared,
         agent_gaps=gaps,
+        test_runs=tested,
     )
 
 

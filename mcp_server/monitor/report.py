@@ -25,6 +25,7 @@ from mcp_server.monitor.rows import (
     sum_groups,
     time_summary,
 )
+from mcp_server.monitor.scorecard import Scorecard, build_scorecard
 from mcp_server.monitor.verdict import VERDICT_LINES, Check, data_checks, decide, footnote, verdict_checks
 from mcp_server.pricing import PriceTable
 
@@ -55,6 +56,7 @@ class Report:
     price_dates: tuple[str, str] | None
     baseline_is_default: bool = True
     note: str | None = None
+    scorecard: Scorecard | None = None  # per model: usage, first attempts, reviews, ACs (monitor/scorecard.py)
     lower_bound: bool = False  # some usage is missing from the transcripts: totals are at least this  # --note: a line under the title, e.g. where the numbers come from
 
     @property
@@ -130,4 +132,5 @@ def build_report(
         price_dates=price_dates,
         baseline_is_default=baseline_is_default,
         lower_bound=bool(partial or inp.agent_gaps),
+        scorecard=build_scorecard(inp, sums.models.values(), stories),
     )

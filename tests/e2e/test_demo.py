@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 import subprocess
 import sys
 
@@ -34,6 +36,29 @@ def test_hybrid_demo_runs_the_pilot_and_says_the_models_were_simulated(claude, t
     tests = subprocess.run(["python3", "-m", "unittest", "discover", "-s", "tests", "-t", ".", "-q"], cwd=project,
                            capture_output=True, text=True)
     assert tests.returncode == 0, tests.stderr
+    assert_a_scorecard_row_per_model(project)
+
+
+def assert_a_scorecard_row_per_model(project):
+    """`hybrid report --models` on the demo's project: a row for every model of its ledger, the
+    three stories each written by one, and the test runs its implement calls recorded (01.3's
+    first code failed its tests)."""
+    with sqlite3.connect(project / ".claude" / "hybrid" / "usage.db") as db:
+        models = {row[0] for row in db.execute("SELECT DISTINCT model FROM usage")}
+    done = subprocess.run([sys.executable, "-m", "mcp_server.cli", "report", "--project", str(project), "--models", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["models"]
+    assert sorted(row["model"] for row in rows) == sorted(models) and len(models) >= 3
+    assert sorted(story for row in rows for story in row["stories_written"]) == ["01.2", "01.3", "01.4"]
+    assert all(row["provider"] == "glm" for row in rows if row["stories_written"])
+    tested = sum(row["tested_code_calls"] for row in rows)
+    assert tested >= 3 and sum(row["first_attempt_passed"] for row in rows) < tested
+    assert sum(row["fix_rounds"] for row in rows) >= 1 and sum(row["review_rounds"] for row in rows) >= 4
+    assert all(row["ac_pass_pct"] == 100.0 for row in rows if row["stories_written"])
+    table = subprocess.run([sys.executable, "-m", "mcp_server.cli", "report", "--project", str(project), "--models"],
+                           cwd=REPO, capture_output=True, text=True, timeout=300).stdout
+    assert all(f"| {model} | " in table for model in models), table
 
 
 def test_hybrid_demo_refuses_an_existing_project_folder(tmp_path):

@@ -202,6 +202,27 @@
     shown.textContent = count + " of " + S.id.length + " stories";
   });
 
+  // --- the model scorecard: cells as `hybrid report --models` writes them -----------------------
+  var M = D.models || { columns: [], rows: [], no_writer: [] };
+  var models = document.getElementById("models");
+  var head = models.tHead.insertRow();
+  M.columns.forEach(function (c) { var th = document.createElement("th"); th.textContent = c; head.appendChild(th); });
+  M.rows.forEach(function (r) {
+    var row = models.tBodies[0].insertRow();
+    r.forEach(function (c) { var td = row.insertCell(); td.textContent = c; if (c === NO) td.className = "nd"; });
+  });
+  if (!M.rows.length) {
+    var none = models.tBodies[0].insertRow().insertCell();
+    none.colSpan = Math.max(1, M.columns.length);
+    none.className = "nd";
+    none.textContent = NO;
+  }
+  models.setAttribute("data-rows", String(M.rows.length));
+  document.getElementById("models-note").textContent =
+    "First attempt and fix rounds: implement/refactor calls that ran their tests. Review score, REQUEST_CHANGES and AC pass: " +
+    "the stories each model wrote (did P3 of), every review round counted once." +
+    (M.no_writer.length ? " No model is known to have done P3 of " + M.no_writer.join(", ") + "." : "");
+
   window.addEventListener("resize", function () {
     charts.forEach(function (pair) { pair[0].setSize({ width: Math.max(320, pair[1].clientWidth), height: 270 }); });
   });

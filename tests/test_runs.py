@@ -153,3 +153,106 @@ def test_a_glm_row_spooled_while_the_ledger_is_locked_keeps_its_run_id(tmp_path,
     ledger = Ledger(path)
     assert [(r.story, r.run_id, r.prompt_tokens) for r in ledger.rows()] == [("01.2", "A", 7)]
     ledger.close()
+
+
+# --- hybrid run-start and hybrid runs -------------------------------------------------------------
+
+from mcp_server import cli as hybrid_cli  # noqa: E402
+from tests.support import tree_snapshot  # noqa: E402
+
+
+def hybrid(capsys, *words: str) -> tuple[int, str, str]:
+    code = hybrid_cli.main(list(words))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_start_records_the_run_and_prints_the_workflows_args(capsys, project, monkeypatch):
+    import json
+
+    monkeypatch.setenv("CLAUDE_CODE_SESSION_ID", "s-main")
+    code, out, err = hybrid(capsys, "run-start", "--project", str(project), "01.2", "engine=claude", "max_review_rounds=3")
+    assert (code, err) == (0, "")
+    run_line, args_line = out.splitlines()
+    started = json.loads(args_line.removeprefix("workflow args: "))
+    # engine.claude_models is not set: each phase takes the primary baseline's model (monitor.baseline: haiku today)
+    assert started == {"run": run_line.split()[1], "engine": "claude", "models": {p: "haiku" for p in ("P2", "P3", "P4", "P7")}}
+    assert run_line == f"run: {started['run']} engine=claude"
+    with sqlite3.connect(project / ".claude" / "hybrid" / "usage.db") as db:
+        assert db.execute("SELECT id, engine, stories, session_id FROM run").fetchall() == [(started["run"], "claude", "01.2", "s-main")]
+    (project / ".claude" / "hybrid.yaml").write_text("engine:\n  claude_models: {P3: claude-sonnet-5-5, P7: opus}\n")
+    code, out, _ = hybrid(capsys, "run-start", "--project", str(project), "01.2", "engine=claude")
+    assert json.loads(out.splitlines()[1].removeprefix("workflow args: "))["models"] == {
+        "P2": "haiku", "P3": "sonnet", "P4": "haiku", "P7": "opus"}
+    code, out, _ = hybrid(capsys, "run-start", "--project", str(project), "01.2")
+    assert json.loads(out.splitlines()[1].removeprefix("workflow args: ")) == {"run": out.split()[1], "engine": "hybrid"}
+
+
+def test_run_start_refuses_a_bad_engine_or_model_and_changes_nothing(capsys, project):
+    before = tree_snapshot(project)
+    code, out, err = hybrid(capsys, "run-start", "--project", str(project), "01.2", "engine=glm")
+    assert (code, out) == (2, "") and err.count("\n") == 1 and "the engines are hybrid, claude" in err
+    assert tree_snapshot(project) == before
+    (project / ".claude").mkdir(exist_ok=True)
+    for setting, problem in (("{P3: gpt-5}", "engine.claude_models: P3: 'gpt-5' is not a Claude model"),
+                             ("{P5: sonnet}", "engine.claude_models.P5.[key]: Input should be 'P2', 'P3', 'P4' or 'P7'")):
+        (project / ".claude" / "hybrid.yaml").write_text(f"engine:\n  claude_models: {setting}\n")
+        code, out, err = hybrid(capsys, "run-start", "--project", str(project), "01.2", "engine=claude")
+        assert (code, out) == (2, "") and err.count("\n") == 1 and problem in err, err
+    assert not (project / ".claude" / "hybrid").exists()
+
+
+def fixed_runs(project: Path) -> None:
+    """Run A (hybrid, 01.2): glm-4.7 1,000,000 in + 100,000 out = $0.60 + $0.22 = $0.82; two Claude
+    Haiku 5.5 calls of 50,000 in + 10,000 out = 2 x ($0.005 + $0.005) = $0.02; A = $0.84.
+    Run B (claude, 01.3): Haiku 100,000 in (the base tier: not above 100,000) + 1,000,000 out =
+    $0.01 + $0.50 = $0.51, and one call of a model with no price (listed, never $0)."""
+    ledger = Ledger(project / ".claude" / "hybrid" / "usage.db")
+    start(ledger, "A", ["01.2"], "s1", 1)
+    start(ledger, "B", ["01.3"], "s1", 20, engine="claude")
+    ledger.record(UsageRow(provider="glm", model="glm-4.7", story="01.2", prompt_tokens=1_000_000,
+                           completion_tokens=100_000, ts=ts(2)))
+    for minute in (3, 9):
+        ledger.record(UsageRow(provider="anthropic", model="claude-haiku-5-5", story="01.2", session_id="s1",
+                               prompt_tokens=50_000, completion_tokens=10_000, ts=ts(minute)))
+    ledger.record(UsageRow(provider="anthropic", model="claude-haiku-5-5", story="01.3", session_id="s1",
+                           prompt_tokens=100_000, completion_tokens=1_000_000, ts=ts(25)))
+    ledger.record(UsageRow(provider="anthropic", model="claude-mystery", story="01.3", session_id="s1",
+                           prompt_tokens=10, completion_tokens=10, ts=ts(26)))
+    ledger.close()
+
+
+def test_hybrid_runs_lists_each_run_with_its_cost(capsys, project):
+    import json
+
+    (project / "docs" / "stories" / "01.3-more.md").write_text("# 01.3 More\n\n## Acceptance Criteria\n- AC-1: it works\n")
+    fixed_runs(project)
+    code, out, err = hybrid(capsys, "runs", "--project", str(project), "--json")
+    assert (code, err) == (0, "")
+    runs = json.loads(out)
+    assert [(r["run"], r["engine"], r["stories"], r["started_at"], r["ended_at"], r["calls"]) for r in runs] == [
+        ("A", "hybrid", ["01.2"], ts(1), ts(9), 3), ("B", "claude", ["01.3"], ts(20), ts(26), 2)]
+    assert [round(r["usd"], 10) for r in runs] == [0.84, 0.51]
+    assert (round(runs[0]["glm_usd"], 10), round(runs[0]["claude_usd"], 10)) == (0.82, 0.02)
+    assert (runs[0]["unpriced_models"], runs[1]["unpriced_models"]) == ([], ["claude-mystery"])
+    code, out, _ = hybrid(capsys, "runs", "--project", str(project))
+    assert code == 0 and out.splitlines()[1:] == [
+        "A                     hybrid  01.2                 2026-12-02 10:01  2026-12-02 10:09      $0.8400",
+        "B                     claude  01.3                 2026-12-02 10:20  2026-12-02 10:26     $0.5100*",
+        "* unpriced, not included: claude-mystery",
+    ], out
+    code, out, _ = hybrid(capsys, "runs", "--project", str(project), "--stories", "01.3", "--json")
+    assert [r["run"] for r in json.loads(out)] == ["B"]
+
+
+def test_hybrid_runs_follows_the_cli_grammar(capsys, project):
+    code, out, err = hybrid(capsys, "runs", "--project", str(project))
+    assert (code, out) == (1, "") and err.startswith("hybrid: no runs recorded yet:") and err.count("\n") == 1
+    code, out, err = hybrid(capsys, "runs", "--project", str(project), "--stories", "99.9")
+    assert (code, out) == (1, "") and err == "hybrid: unknown story 99.9; known: 01.2\n"
+    empty = Ledger(project / ".claude" / "hybrid" / "usage.db")
+    assert empty.rows() == []  # a ledger with no run yet
+    empty.close()
+    assert hybrid(capsys, "runs", "--project", str(project), "--json")[:2] == (0, "[]\n")
+    code, out, err = hybrid(capsys, "runs", "--project", str(project))
+    assert (code, out) == (1, "") and "no runs recorded yet" in err

@@ -256,3 +256,55 @@ def test_hybrid_runs_follows_the_cli_grammar(capsys, project):
     assert hybrid(capsys, "runs", "--project", str(project), "--json")[:2] == (0, "[]\n")
     code, out, err = hybrid(capsys, "runs", "--project", str(project))
     assert (code, out) == (1, "") and "no runs recorded yet" in err
+
+
+# --- the run id on checkpoint history lines ---------------------------------------------------------
+
+from datetime import datetime, timezone  # noqa: E402
+
+from mcp_server import checkpoints  # noqa: E402
+from mcp_server.checkpoints import HISTORY_HEADER, Update  # noqa: E402
+from mcp_server.checkpoints.history_file import read_split  # noqa: E402
+
+GLOB = "docs/**/{story}*.md"
+
+
+def at(minute: int) -> datetime:
+    return datetime(2026, 12, 2, 10, minute, tzinfo=timezone.utc)
+
+
+def history_lines(project: Path, story: str = "01.2") -> list[str]:
+    text = checkpoints.checkpoint_path(project, story).read_text()
+    return text.split(HISTORY_HEADER + "\n", 1)[1].splitlines()
+
+
+def test_history_lines_carry_the_run_that_wrote_them(project):
+    write = lambda phase, status, minute: checkpoints.write_checkpoint(project, "01.2", Update(phase, status), GLOB, at(minute))
+    write("P1", "running", 0)
+    write("P1", "done", 0)  # before any run: a line without one, as every line before run ids
+    ledger = Ledger(project / ".claude" / "hybrid" / "usage.db")
+    start(ledger, "20261202-100100-aaaa", ["01.2"], "s1", 1)
+    ledger.close()
+    write("P2", "done", 2)
+    start_b = Ledger(project / ".claude" / "hybrid" / "usage.db")
+    start(start_b, "20261202-100500-bbbb", ["01.2"], "s1", 5, engine="claude")
+    start_b.close()
+    write("P3", "done", 6)
+    lines = history_lines(project)
+    assert [line.split(" ", 1)[0] + " " + line.rsplit(" ", 1)[-1] for line in lines] == [
+        "P1: " + lines[0].rsplit(" ", 1)[-1], "P2: run=20261202-100100-aaaa", "P3: run=20261202-100500-bbbb"]
+    assert " run=" not in lines[0]
+    loaded = checkpoints.load_checkpoint(project, "01.2")
+    assert [entry.run for entry in loaded.history] == [None, "20261202-100100-aaaa", "20261202-100500-bbbb"]
+    split = read_split(checkpoints.checkpoint_path(project, "01.2"))  # the long-history reader takes them too
+    assert split is not None and [entry.run for entry in split.tail] == [None, "20261202-100100-aaaa", "20261202-100500-bbbb"]
+    write("P5", "running", 7)  # a write copies the earlier lines as they were
+    assert history_lines(project)[:3] == lines
+
+
+def test_a_history_line_with_a_malformed_run_is_refused_by_name(project):
+    checkpoints.write_checkpoint(project, "01.2", Update("P1", "done"), GLOB, at(0))
+    path = checkpoints.checkpoint_path(project, "01.2")
+    path.write_text(path.read_text() + "P2: ✓ test-writer 10:05 run=\n")
+    with pytest.raises(checkpoints.CheckpointError, match="then optionally run=<id>"):
+        checkpoints.load_checkpoint(project, "01.2")

@@ -1,7 +1,7 @@
 export const meta = {
   name: 'pilot',
   description: 'Hybrid pilot: every story through P1-P7 (Claude judges, GLM writes; engine=claude: Claude writes too), pipelined with no barrier between phases; the review loop is decided from the reviewer\'s data',
-  whenToUse: 'Arguments: story ids, comma-separated, and optionally max_review_rounds=N, frontend=<ids of UI stories> and engine=hybrid|claude. First run `hybrid pilot-check <the arguments>` with Bash: if it fails, answer with its line and start nothing. With --no-workflow in the arguments, do not call Workflow: call Skill({skill: "hybrid:pilot-agents", args: <the arguments>}) and follow it instead. After the workflow\'s result arrives, call Skill({skill: "hybrid:report", args: <the story ids>}) and follow it.',
+  whenToUse: 'Arguments: story ids, comma-separated, and optionally max_review_rounds=N, frontend=<ids of UI stories> and engine=hybrid|claude. First run `hybrid pilot-check <the arguments>` with Bash: if it fails, answer with its line and start nothing. Then `hybrid test-command` (stop with its line if it fails) and `hybrid run-start <the arguments>`, whose `workflow args:` JSON goes into the workflow\'s args with line and test_command. With --no-workflow in the arguments, do not call Workflow: call Skill({skill: "hybrid:pilot-agents", args: <the arguments>}) and follow it instead. After the workflow\'s result arrives, call Skill({skill: "hybrid:report", args: <the story ids>}) and follow it.',
   phases: [
     { title: 'P1 UX' },
     { title: 'P2 Tests' },

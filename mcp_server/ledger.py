@@ -291,6 +291,13 @@ class Ledger(LedgerConnection):
         except sqlite3.Error as error:
             raise self._error(error) from None
 
+    def continue_run(self, stories: list[str], *, session_id: str | None = None) -> tuple[str, str] | None:
+        """(id, engine) of the stories' latest run, which ``session_id`` joins (/hybrid:resume)."""
+        try:
+            return ledger_runs.continue_run(self._connection(), stories, session_id, utc_now())
+        except sqlite3.Error as error:
+            raise self._error(error) from None
+
     def run_of(self, story: str | None, *, session_id: str | None = None, ts: str = "") -> str | None:
         """The run a row of ``story`` (or of ``session_id``) written at ``ts`` (default now) belongs to."""
         params = {"run_id": None, "story": story, "session_id": session_id, "ts": ts or utc_now()}

@@ -9,7 +9,8 @@ one ``run_story`` row per story. A usage row gets its run id when it is written:
   (stories of one run run concurrently; two runs in flight at once work on different stories,
   as a story has one checkpoint);
 - a row without one (the orchestrating main loop, an agent not attributed): the latest run its
-  session started at or before ``ts``, else its session's first run (the turns that started it).
+  session started or joined at or before ``ts``, else its session's first (the turns that
+  started it). A session joins a run when `/hybrid:resume` continues it (:func:`continue_run`).
 The lookup is by ``ts``, not by "the current run", so a Stop hook that reads a transcript late,
 or a spooled row merged a day later, still lands in the run it was spent in. The ledger is the
 project's (``<project>/.claude/hybrid/usage.db``), so two projects or worktrees never mix.
@@ -35,7 +36,12 @@ CREATE TABLE IF NOT EXISTS run (
     session_id TEXT,
     started_at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS run_session ON run(session_id, started_at);
+CREATE TABLE IF NOT EXISTS session_run (
+    session_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    PRIMARY KEY (session_id, started_at, run_id)
+);
 CREATE TABLE IF NOT EXISTS run_story (
     story TEXT NOT NULL,
     run_id TEXT NOT NULL,
@@ -47,8 +53,8 @@ CREATE TABLE IF NOT EXISTS run_story (
 # The run of a row, as SQL over named parameters :run_id, :story, :session_id and :ts.
 RUN_OF_ROW = """COALESCE(:run_id,
     (SELECT run_id FROM run_story WHERE story = :story AND started_at <= :ts ORDER BY started_at DESC LIMIT 1),
-    (SELECT id FROM run WHERE session_id = :session_id AND started_at <= :ts ORDER BY started_at DESC LIMIT 1),
-    (SELECT id FROM run WHERE session_id = :session_id ORDER BY started_at LIMIT 1))"""
+    (SELECT run_id FROM session_run WHERE session_id = :session_id AND started_at <= :ts ORDER BY started_at DESC LIMIT 1),
+    (SELECT run_id FROM session_run WHERE session_id = :session_id ORDER BY started_at LIMIT 1))"""
 
 
 def _has_run_column(conn: sqlite3.Connection) -> bool:
@@ -95,13 +101,40 @@ def start_run(
             "INSERT INTO run_story (story, run_id, started_at) VALUES (?, ?, ?)",
             [(story, run_id, started_at) for story in stories],
         )
-        if session_id:
-            conn.execute("UPDATE usage SET run_id = ? WHERE run_id IS NULL AND session_id = ?", (run_id, session_id))
+        _join(conn, run_id, session_id, started_at)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
     return run_id
+
+
+def _join(conn: sqlite3.Connection, run_id: str, session_id: str | None, at: str) -> None:
+    """The session's rows from now on are the run's, and so are those it has without a run yet."""
+    if session_id:
+        conn.execute("INSERT OR IGNORE INTO session_run (session_id, run_id, started_at) VALUES (?, ?, ?)",
+                     (session_id, run_id, at))
+        conn.execute("UPDATE usage SET run_id = ? WHERE run_id IS NULL AND session_id = ?", (run_id, session_id))
+
+
+def continue_run(conn: sqlite3.Connection, stories: list[str], session_id: str | None, at: str) -> tuple[str, str] | None:
+    """/hybrid:resume: (id, engine) of the latest run of ``stories``, which the resuming session
+    joins; None when none of them was ever in a run."""
+    marks = ", ".join("?" for _ in stories)
+    found = conn.execute(
+        f"SELECT run.id, run.engine FROM run_story JOIN run ON run.id = run_story.run_id WHERE run_story.story IN ({marks})"
+        " ORDER BY run_story.started_at DESC LIMIT 1", stories,
+    ).fetchone() if stories else None
+    if found is None:
+        return None
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _join(conn, found[0], session_id, at)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return found[0], found[1]
 
 
 def run_of(conn: sqlite3.Connection, *, story: str | None, ts: str, session_id: str | None = None) -> str | None:

@@ -57,6 +57,22 @@ def start(root: Path, words: list[str], session_id: str | None) -> dict[str, obj
     return started
 
 
+def resume(root: Path, stories: list[str], session_id: str | None) -> dict[str, object]:
+    """/hybrid:resume continues the stories' latest run, with its engine (a new hybrid run when
+    they were never in one): what the workflow is given besides the resume plan."""
+    settings = load_settings(root)
+    ledger = Ledger(ledger_path(root))
+    try:
+        continued = ledger.continue_run(stories, session_id=session_id)
+        run_id, engine = continued or (ledger.start_run(engine="hybrid", stories=stories, session_id=session_id), "hybrid")
+    finally:
+        ledger.close()
+    resumed: dict[str, object] = {"run": run_id, "engine": engine}
+    if engine == "claude":
+        resumed["models"] = agent_models(settings)
+    return resumed
+
+
 def run_start_main(argv: list[str]) -> int:
     """`hybrid run-start [--project DIR] ARGUMENTS...`: the pilot's own words, as for pilot-check."""
     words, root = list(argv), project_root()

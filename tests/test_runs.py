@@ -308,3 +308,33 @@ def test_a_history_line_with_a_malformed_run_is_refused_by_name(project):
     path.write_text(path.read_text() + "P2: ✓ test-writer 10:05 run=\n")
     with pytest.raises(checkpoints.CheckpointError, match="then optionally run=<id>"):
         checkpoints.load_checkpoint(project, "01.2")
+
+
+def test_a_resumed_session_continues_the_stories_run_with_its_engine(capsys, project, monkeypatch):
+    import json
+
+    ledger = Ledger(project / ".claude" / "hybrid" / "usage.db")
+    start(ledger, "20261202-100100-aaaa", ["01.2"], "s1", 1, engine="claude")
+    ledger.close()
+    checkpoints.write_checkpoint(project, "01.2", Update("P1", "done"), GLOB, at(2))  # unfinished: P2 next
+    monkeypatch.setenv("CLAUDE_CODE_SESSION_ID", "s2")
+    code, out, err = hybrid(capsys, "resume-args", "--project", str(project), "01.2")
+    assert (code, err) == (0, "")
+    plan = json.loads(out)
+    assert (plan["stories"], plan["run"], plan["engine"]) == (["01.2"], "20261202-100100-aaaa", "claude")
+    assert plan["models"] == {p: "haiku" for p in ("P2", "P3", "P4", "P7")}
+    ledger = Ledger(project / ".claude" / "hybrid" / "usage.db")
+    ledger.record_message(row("resume-main", 30, session="s2"))  # the resuming orchestrator's turn
+    assert run_ids(project / ".claude" / "hybrid" / "usage.db") == {"resume-main": "20261202-100100-aaaa"}
+    ledger.close()
+
+
+def test_resuming_stories_that_were_never_in_a_run_starts_a_hybrid_one(capsys, project):
+    import json
+
+    checkpoints.write_checkpoint(project, "01.2", Update("P1", "done"), GLOB, at(2))
+    code, out, _ = hybrid(capsys, "resume-args", "--project", str(project), "01.2")
+    plan = json.loads(out)
+    assert code == 0 and plan["engine"] == "hybrid" and "models" not in plan
+    with sqlite3.connect(project / ".claude" / "hybrid" / "usage.db") as db:
+        assert db.execute("SELECT id, engine, stories FROM run").fetchall() == [(plan["run"], "hybrid", "01.2")]

@@ -159,3 +159,38 @@ def test_hybrid_runs_lists_each_projects_run_with_its_engine(runs, capsys):
         (run,) = json.loads(capsys.readouterr().out)
         assert (run["engine"], run["stories"]) == (engine, list(STORIES)) and run["usd"] > 0
         assert (run["glm_usd"] > 0) == (engine == "hybrid") and run["claude_usd"] > 0
+
+
+def test_the_agent_call_fallback_takes_the_same_switch(claude, tmp_path):
+    """/hybrid:pilot 01.2 engine=claude --no-workflow: /hybrid:pilot-agents launches the claude-*
+    agents itself, each Agent call on its phase's model, and GLM is never asked."""
+    project, home = prepare_project(tmp_path / "agents"), tmp_path / "home"
+    home.mkdir()
+    with fake_claude(Scenario()) as anthropic, FakeGlm(responder=CannedGlm(replies_dir())) as glm:
+        run = run_session(claude, project, "/hybrid:pilot 01.2 engine=claude --no-workflow",
+                          session_env(home, anthropic.base_url, glm.base_url), timeout_s=600)
+        assert not anthropic.errors, anthropic.errors
+        asked_glm = len(glm.requests)
+    assert run.returncode == 0, run.stderr[-3000:]
+    data, history = checkpoint(project, "01.2")
+    assert {p: v["status"] for p, v in data["phases"].items()} == {
+        "P1": "done", "P2": "done", "P3": "done", "P4": "skipped", "P5": "done", "P6": "done", "P7": "done"}
+    assert asked_glm == 0 and not [row for row in ledger(project) if row["provider"] == "glm"]
+    launched = set()
+    for path in home.rglob("*.jsonl"):
+        if "subagents" in path.parts:
+            continue
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            content = (entry.get("message") or {}).get("content") if entry.get("type") == "assistant" else None
+            for block in content if isinstance(content, list) else []:
+                if block.get("type") == "tool_use" and block.get("name") == "Agent":
+                    launched.add((block["input"]["prompt"].split("]")[0] + "]", block["input"]["subagent_type"],
+                                  block["input"].get("model")))
+    assert launched == {
+        ("[story 01.2 P1]", "hybrid:ux-designer", None), ("[story 01.2 P2]", "hybrid:claude-test-writer", "haiku"),
+        ("[story 01.2 P3]", "hybrid:claude-backend-dev", "haiku"), ("[story 01.2 P5]", "hybrid:code-reviewer", None),
+        ("[story 01.2 P6]", "hybrid:qa-agent", None), ("[story 01.2 P7]", "hybrid:claude-tech-writer", "haiku"),
+    }
+    (run_id, engine, stories), = run_table(project)
+    assert (engine, stories) == ("claude", "01.2") and {row["run_id"] for row in ledger(project)} == {run_id}

@@ -169,6 +169,9 @@ def test_a_run_killed_after_p3_resumes_without_redoing_finished_phases(claude, t
     assert not [label for label in after_labels if label.split()[-1] in ("P1", "P2", "P3")], Counter(after_labels)
     prompts = [request.body["messages"][0]["content"] for request in glm_after]
     assert prompts and all(content.startswith("You are a technical writer") for content in prompts)
+    # The resumed session continued the killed run: one run id on every row of both sessions.
+    run_ids = {row["run_id"] for row in ledger(project)}
+    assert len(run_ids) == 1 and None not in run_ids, run_ids
 
 
 def test_a_story_whose_last_review_round_asks_for_changes_stops_failed(claude, tmp_path):

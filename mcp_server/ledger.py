@@ -15,6 +15,8 @@ session's main loop, marked ``running`` through the checkpoint tool). ``usage_ve
 by triggers: a number that every change of a usage row raises, so a report can tell that the
 ledger has not changed since it last summed it. ``usage_total`` holds the rows' running totals,
 kept by triggers too (mcp_server/ledger_totals.py).
+``run``, ``run_story`` and ``session_run`` are the pilot runs; every usage row's ``run_id`` is the
+run it was spent in (mcp_server/ledger_runs.py).
 ``reservation`` holds the budget room of GLM requests in flight, so every MCP server process on
 the project sees it; ``agent_report`` the agent totals the main transcripts report.
 

@@ -338,3 +338,16 @@ def test_resuming_stories_that_were_never_in_a_run_starts_a_hybrid_one(capsys, p
     assert code == 0 and plan["engine"] == "hybrid" and "models" not in plan
     with sqlite3.connect(project / ".claude" / "hybrid" / "usage.db") as db:
         assert db.execute("SELECT id, engine, stories FROM run").fetchall() == [(plan["run"], "hybrid", "01.2")]
+
+
+def test_claude_models_default_to_the_primary_baselines_model_per_phase(project):
+    from mcp_server.config import load_settings
+    from mcp_server.engine import agent_models, claude_models, primary_baseline
+
+    (project / ".claude").mkdir(exist_ok=True)
+    (project / ".claude" / "hybrid.yaml").write_text(
+        "monitor:\n  baseline: {P2: claude-sonnet-5-5, P7: claude-opus-5-5}\nengine:\n  claude_models: {P7: haiku}\n")
+    settings = load_settings(project)
+    assert primary_baseline(settings)["P2"] == "claude-sonnet-5-5"
+    assert claude_models(settings) == {"P2": "claude-sonnet-5-5", "P3": "claude-haiku-5-5", "P4": "claude-haiku-5-5", "P7": "haiku"}
+    assert agent_models(settings) == {"P2": "sonnet", "P3": "haiku", "P4": "haiku", "P7": "haiku"}

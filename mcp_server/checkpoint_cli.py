@@ -1,7 +1,8 @@
 """`hybrid status`, `hybrid checkpoint show`, `hybrid stories` and `hybrid resume-args`:
 checkpoints for a person at a terminal, or as JSON with --json.
 
-Reading only: these commands never create or change a checkpoint. Exit codes: docs/cli.md.
+Reading only: these commands never create or change a checkpoint (resume-args records, in the
+ledger, that the resuming session continues the stories' run). Exit codes: docs/cli.md.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -104,6 +106,10 @@ def _resume_args(args: argparse.Namespace) -> int:
     story_glob = load_settings(root).stories.glob
     named = _named(root, story_glob, args.stories)
     plan = checkpoints.resume_plan(root, story_glob, named)
+    if plan["stories"]:  # the resumed stories go on in their run, with its engine
+        from mcp_server.runs import SESSION_VARIABLE, resume
+
+        plan.update(resume(root, plan["stories"], os.environ.get(SESSION_VARIABLE) or None))
     print(json.dumps(plan, ensure_ascii=False))
     unknown = [story for story in named if story in plan["left"] and plan["left"][story] == checkpoints.NOT_STARTED]
     if unknown:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mcp_server import checkpoint_cli, permission_cli, pilot_check
+from mcp_server import checkpoint_cli, permission_cli, pilot_check, runs
 from mcp_server.cli_grammar import EXIT_NOT_FOUND, add_version, check_known, fail, known_stories, print_json, story_list
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.errors import HybridError
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.set_defaults(func=_usage)
     checkpoint_cli.add_subcommands(sub)
     pilot_check.add_subcommand(sub)
+    runs.add_subcommands(sub)
     telemetry_cli.add_subcommands(sub)
     permission_cli.add_subcommands(sub)
     demo = sub.add_parser(
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["pilot-check"]:
         return pilot_check.main(argv[1:])
+    if argv[:1] == ["run-start"]:
+        return runs.run_start_main(argv[1:])
     if argv[:1] == ["report"]:
         from mcp_server.monitor import main as report_main
 

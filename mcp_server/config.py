@@ -84,6 +84,25 @@ class ModelRouting(_Strict):
     refactor: str = Field(min_length=1)
 
 
+ClaudePhase = Literal["P2", "P3", "P4", "P7"]  # the phases GLM does in engine=hybrid
+
+
+class EngineSettings(_Strict):
+    """engine=claude: the Claude model of each code-writing phase; a phase left out takes the
+    primary baseline's model for it (mcp_server/engine.py)."""
+
+    claude_models: dict[ClaudePhase, str] = Field(default_factory=dict)
+
+    @field_validator("claude_models")
+    @classmethod
+    def _claude_families(cls, value: dict[str, str]) -> dict[str, str]:
+        for phase, model in value.items():
+            if not isinstance(model, str) or not re.search(r"\b(haiku|sonnet|opus)\b", model.replace("-", " ")):
+                raise ValueError(f"{phase}: {str(model)[:40]!r} is not a Claude model: haiku, sonnet, opus or an id "
+                                 "such as claude-sonnet-5-5")
+        return value
+
+
 class StorySettings(_Strict):
     glob: str = Field(min_length=1)
 
@@ -260,6 +279,7 @@ class Settings(_Strict):
     tests: TestSettings
     budget: BudgetSettings
     limits: LimitSettings
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     # Optional price overrides, same shape as data/prices.yaml's `models`.
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # hybrid-monitor's thresholds and baseline; shipped in data/thresholds.yaml.

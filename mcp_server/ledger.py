@@ -15,6 +15,8 @@ session's main loop, marked ``running`` through the checkpoint tool). ``usage_ve
 by triggers: a number that every change of a usage row raises, so a report can tell that the
 ledger has not changed since it last summed it. ``usage_total`` holds the rows' running totals,
 kept by triggers too (mcp_server/ledger_totals.py).
+``run``, ``run_story`` and ``session_run`` are the pilot runs; every usage row's ``run_id`` is the
+run it was spent in (mcp_server/ledger_runs.py).
 ``reservation`` holds the budget room of GLM requests in flight, so every MCP server process on
 the project sees it; ``agent_report`` the agent totals the main transcripts report.
 ``test_run`` holds the test outcome of each GLM tool call that ran its tests (first attempt, fix
@@ -28,12 +30,13 @@ spool (mcp_server/ledger_spool.py) and is merged, once, when the ledger can be w
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mcp_server import ledger_spool, ledger_test_runs, ledger_totals
+from mcp_server import ledger_runs, ledger_spool, ledger_test_runs, ledger_totals
 from mcp_server.ledger_connection import LedgerConnection
 from mcp_server.ledger_faults import LedgerError  # noqa: F401 (re-exported)
 
@@ -61,7 +64,8 @@ CREATE TABLE IF NOT EXISTS usage (
     status TEXT NOT NULL DEFAULT 'ok',
     attempt INTEGER NOT NULL DEFAULT 1,
     cost_usd REAL,
-    dedup_key TEXT UNIQUE
+    dedup_key TEXT UNIQUE,
+    run_id TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_story ON usage(story);
 CREATE INDEX IF NOT EXISTS usage_ts ON usage(ts);
@@ -152,6 +156,7 @@ class UsageRow:
     cost_usd: float | None = None  # None: unpriced (or not priced yet); never a silent 0
     dedup_key: str | None = None
     ts: str = ""
+    run_id: str | None = None  # None: looked up when written (mcp_server/ledger_runs.py)
 
 
 _COLUMNS = [f.name for f in fields(UsageRow)]
@@ -190,10 +195,15 @@ class TranscriptCursor:
 
 
 _CURSOR_COLUMNS = [f.name for f in fields(TranscriptCursor)]
+# A row given no run id gets the run it was spent in (mcp_server/ledger_runs.py).
+_INSERT = (
+    f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES "
+    f"({', '.join(ledger_runs.RUN_OF_ROW if name == 'run_id' else f':{name}' for name in _COLUMNS)})"
+)
 _UPSERT = (
-    f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join(f':{name}' for name in _COLUMNS)}) "
-    "ON CONFLICT(dedup_key) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS if name not in ("dedup_key", "ts"))
+    f"{_INSERT} ON CONFLICT(dedup_key) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS if name not in ("dedup_key", "ts", "run_id"))
+    + ", run_id = COALESCE(excluded.run_id, usage.run_id)"
     + " WHERE excluded.completion_tokens + excluded.prompt_tokens > usage.completion_tokens + usage.prompt_tokens"
     # the copy with the final usage replaces an early snapshot even when no count grew
     + " OR (usage.status = 'ok:partial-usage' AND excluded.status = 'ok')"
@@ -222,6 +232,7 @@ class Ledger(LedgerConnection):
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         ledger_totals.migrate(conn, self.SCHEMA)  # the tables, and the running totals kept by triggers
+        ledger_runs.migrate(conn)  # the runs, and usage.run_id on a ledger from before them
 
     def _merge_spooled(self, spooled: list[dict]) -> None:
         with self.transaction():
@@ -234,8 +245,7 @@ class Ledger(LedgerConnection):
     def record(self, row: UsageRow) -> int:
         values = asdict(row)
         values["ts"] = values["ts"] or utc_now()
-        placeholders = ", ".join(f":{name}" for name in _COLUMNS)
-        cursor = self.execute(f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values)
+        cursor = self.execute(_INSERT, values)
         return int(cursor.lastrowid)
 
     def record_test_run(self, run: ledger_test_runs.CallTests) -> int:
@@ -282,6 +292,27 @@ class Ledger(LedgerConnection):
             f" FROM usage {where} GROUP BY provider, model, bucket ORDER BY provider, model, bucket",
             params,
         )
+
+    def start_run(self, *, engine: str, stories: list[str], session_id: str | None = None) -> str:
+        """Record a new pilot run (mcp_server/ledger_runs.py) and return its id."""
+        try:
+            return ledger_runs.start_run(
+                self._connection(), engine=engine, stories=stories, session_id=session_id, started_at=utc_now()
+            )
+        except sqlite3.Error as error:
+            raise self._error(error) from None
+
+    def continue_run(self, stories: list[str], *, session_id: str | None = None) -> tuple[str, str] | None:
+        """(id, engine) of the stories' latest run, which ``session_id`` joins (/hybrid:resume)."""
+        try:
+            return ledger_runs.continue_run(self._connection(), stories, session_id, utc_now())
+        except sqlite3.Error as error:
+            raise self._error(error) from None
+
+    def run_of(self, story: str | None, *, session_id: str | None = None, ts: str = "") -> str | None:
+        """The run a row of ``story`` (or of ``session_id``) written at ``ts`` (default now) belongs to."""
+        params = {"run_id": None, "story": story, "session_id": session_id, "ts": ts or utc_now()}
+        return self.fetchall(f"SELECT {ledger_runs.RUN_OF_ROW}", params)[0][0]
 
     def use_tiers(self, thresholds: tuple[int, ...]) -> bool:
         """Bucket the running totals by the price table's tier ``thresholds`` (re-summed once

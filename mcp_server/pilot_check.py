@@ -16,6 +16,7 @@ from pathlib import Path
 from mcp_server.cli_grammar import EXIT_NOT_FOUND, EXIT_USAGE, fail, story_list
 from mcp_server.config import load_settings, project_root
 from mcp_server.errors import HybridError
+from mcp_server.ledger_runs import ENGINES
 from mcp_server.stories import check_story_id
 
 # option=value words of the command line, and what each takes
@@ -23,6 +24,7 @@ KNOWN_OPTIONS = {
     "max_review_rounds": "max_review_rounds=N (review rounds before a story stops, default 2)",
     "frontend": "frontend=<ids> (the UI stories: frontend-dev does their P3)",
     "phases": "phases=P1,P2,... (run only these phases)",
+    "engine": "engine=hybrid|claude (who writes the code: GLM, the default, or Claude agents)",
 }
 PHASES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")
 KNOWN_FLAGS = {"--no-workflow": "--no-workflow (Agent calls instead of the workflow)"}
@@ -65,6 +67,10 @@ def parse_pilot_line(words: list[str]) -> tuple[list[str], dict[str, str], list[
     rounds = options.get("max_review_rounds")
     if rounds is not None and not (rounds.isdigit() and int(rounds) >= 1):
         raise PilotArgumentError(f"max_review_rounds={rounds}: a whole number from 1 up")
+    engine = options.get("engine")
+    if engine is not None and engine not in ENGINES:
+        raise PilotArgumentError(f"engine={engine}: {_unknown(engine, list(ENGINES))} is not an engine; "
+                                 f"the engines are {', '.join(ENGINES)}")
     phases = [p for p in story_list(options.get("phases")) if p not in PHASES]
     if phases:
         raise PilotArgumentError(f"phases={options['phases']}: {', '.join(phases)} is not a phase (P1 to P7)")

@@ -22,7 +22,7 @@ HOOK_LAYERS = ["project", "plan", "catch_up", "budget", "events"]  # each import
 # What the hooks may load of mcp_server; the runtime check is in tests/test_hooks.py.
 HOOK_PATH_MODULES = {
     "mcp_server", "mcp_server.usage", "mcp_server.ledger", "mcp_server.ledger_totals", "mcp_server.ledger_connection", "mcp_server.ledger_faults",
-    "mcp_server.ledger_spool", "mcp_server.ledger_test_runs",
+    "mcp_server.ledger_spool", "mcp_server.ledger_test_runs", "mcp_server.ledger_runs",
     "mcp_server.errors", "mcp_server.usage.transcripts", "mcp_server.usage.agent_totals", "mcp_server.launcher",
     "mcp_server.keys",
 }

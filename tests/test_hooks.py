@@ -697,7 +697,7 @@ def test_hooks_import_only_the_stdlib_ledger_and_usage(session):
     )
     modules = set(json.loads(done.stdout))
     ours = {m for m in modules if m == "mcp_server" or m.startswith("mcp_server.")}
-    ledger = {"mcp_server.ledger", "mcp_server.ledger_totals", "mcp_server.ledger_connection", "mcp_server.ledger_faults", "mcp_server.ledger_spool", "mcp_server.ledger_test_runs", "mcp_server.errors"}
+    ledger = {"mcp_server.ledger", "mcp_server.ledger_totals", "mcp_server.ledger_connection", "mcp_server.ledger_faults", "mcp_server.ledger_spool", "mcp_server.ledger_test_runs", "mcp_server.ledger_runs", "mcp_server.errors"}
     hook_modules = {f"mcp_server.usage.hook.{name}" for name in ("project", "plan", "catch_up", "budget", "events")}
     usage = {"mcp_server.usage", "mcp_server.usage.hook", "mcp_server.usage.transcripts", "mcp_server.usage.agent_totals"}
     assert ours == {"mcp_server", *ledger, *usage} | hook_modules

@@ -86,7 +86,7 @@ def test_a_change_of_tiers_re_sums_the_totals_once(tmp_path):
 def test_a_ledger_from_before_the_totals_is_migrated_in_place(tmp_path):
     path = tmp_path / "usage.db"
     with sqlite3.connect(path) as db:  # today's schema without the totals, plus another branch's column
-        db.executescript(_SCHEMA + "ALTER TABLE usage ADD COLUMN run_id TEXT;")
+        db.executescript(_SCHEMA + "ALTER TABLE usage ADD COLUMN another_branch TEXT;")
         for row in some_rows(200):
             db.execute(
                 "INSERT INTO usage (ts, provider, model, story, phase, session_id, prompt_tokens, cached_tokens,"

@@ -83,3 +83,15 @@ def test_hybrid_resume_args_output_passes_the_workflows_check(tmp_path, project)
     plan = resume_plan(project, "docs/**/{story}*.md", ["01.2"])
     result, labels, _ = run_workflow(tmp_path, plan)
     assert "error" not in result and labels[0] == "P1 01.2", result
+
+
+def test_the_engine_is_checked_with_the_known_ones(capsys, project):
+    assert check(capsys, project, "01.2", "engine=claude")[:2] == (0, "stories: 01.2 docs/stories/01.2-user-roles.md\n")
+    assert check(capsys, project, "01.2", "engine=hybrid")[0] == 0
+    before = tree_snapshot(project)
+    code, out, err = check(capsys, project, "01.2", "engine=claud")
+    assert (code, out) == (2, "") and err == (
+        "hybrid pilot-check: engine=claud: claud (did you mean claude?) is not an engine; the engines are hybrid, claude\n")
+    assert tree_snapshot(project) == before
+    code, _, err = check(capsys, project, "01.2", "engin=claude")
+    assert code == 2 and "engin (did you mean engine?)" in err and "engine=hybrid|claude" in err

@@ -182,8 +182,7 @@ def test_rows_wait_until_they_settle(tmp_path):
 def test_a_run_id_column_becomes_an_attribute(tmp_path):
     path = fill_ledger(tmp_path, [UsageRow("glm", "glm-4.7", story="01.2", phase="P3", prompt_tokens=100,
                                            completion_tokens=10)], refusals=0)
-    with sqlite3.connect(path) as conn:  # as a later ledger schema may have it
-        conn.execute("ALTER TABLE usage ADD COLUMN run_id TEXT")
+    with sqlite3.connect(path) as conn:  # the ledger's run id (mcp_server/ledger_runs.py)
         conn.execute("UPDATE usage SET run_id = 'run-7'")
     with otlp_receiver() as (received, url):
         push(settings_for(tmp_path, url))

@@ -115,3 +115,30 @@ def test_a_resumed_later_round_sends_p3_to_the_review_in_the_checkpoint(tmp_path
     _, labels, out = run(tmp_path, {"stories": ["01.2"], "resume": {"01.2": {"done": ["P1", "P2"], "round": 2}}})
     [p3] = [call["prompt"] for call in out["calls"] if call["label"] == "P3 01.2"]
     assert "review round 2" in p3 and "in the checkpoint" in p3
+
+
+def test_engine_claude_runs_the_same_phases_with_claude_agents_on_their_models(tmp_path):
+    models = {"P2": "sonnet", "P3": "sonnet", "P4": "haiku", "P7": "haiku"}
+    args = {"line": "01.3,01.4 engine=claude frontend=01.4", "run": "20261202-100000-abcd", "models": models}
+    result, labels, out = run(tmp_path, args, **{"P5 01.3": [CHANGES, MINOR]})
+    hybrid, hybrid_labels, hybrid_out = run(tmp_path, "01.3,01.4 frontend=01.4", **{"P5 01.3": [CHANGES, MINOR]})
+    assert labels == hybrid_labels  # the same phases and review loop
+    assert (result["run"], result["engine"], hybrid["engine"]) == ("20261202-100000-abcd", "claude", "hybrid")
+    agents = {(c["label"], c["agentType"], c["model"]) for c in out["calls"]}
+    assert ("P2 01.3", "hybrid:claude-test-writer", "sonnet") in agents
+    assert ("P3 01.3", "hybrid:claude-backend-dev", "sonnet") in agents and ("P3 01.4", "hybrid:claude-frontend-dev", "sonnet") in agents
+    assert ("P4 01.3", "hybrid:claude-senior-dev", "haiku") in agents and ("P7 01.4", "hybrid:claude-tech-writer", "haiku") in agents
+    assert ("P1 01.3", "hybrid:ux-designer", None) in agents and ("P5 01.3", "hybrid:code-reviewer", None) in agents
+    assert not any("GLM" in c["prompt"] for c in out["calls"]) and all("GLM" in c["prompt"] for c in hybrid_out["calls"]
+                                                                       if c["label"][:2] in ("P2", "P3", "P7"))
+    assert {c["model"] for c in hybrid_out["calls"]} == {None} and not any("claude-" in c["agentType"] for c in hybrid_out["calls"])
+
+
+@pytest.mark.parametrize("args, problem", [
+    ("01.2 engine=glm", "engine=glm: the engines are hybrid, claude"),
+    ({"stories": "01.2", "engine": "claude", "models": {"P5": "opus"}}, "models: P5=opus"),
+    ({"stories": "01.2", "engine": "claude", "models": {"P3": "claude-sonnet-5-5"}}, "models: P3=claude-sonnet-5-5"),
+])
+def test_a_bad_engine_or_model_starts_no_agent(tmp_path, args, problem):
+    result, labels, _ = run(tmp_path, args)
+    assert labels == [] and problem in result["error"], result

@@ -1,7 +1,7 @@
 export const meta = {
   name: 'pilot',
-  description: 'Hybrid pilot: every story through P1-P7 (Claude judges, GLM writes), pipelined with no barrier between phases; the review loop is decided from the reviewer\'s data',
-  whenToUse: 'Arguments: story ids, comma-separated, and optionally max_review_rounds=N and frontend=<ids of UI stories>. First run `hybrid pilot-check <the arguments>` with Bash: if it fails, answer with its line and start nothing. With --no-workflow in the arguments, do not call Workflow: call Skill({skill: "hybrid:pilot-agents", args: <the arguments>}) and follow it instead. After the workflow\'s result arrives, call Skill({skill: "hybrid:report", args: <the story ids>}) and follow it.',
+  description: 'Hybrid pilot: every story through P1-P7 (Claude judges, GLM writes; engine=claude: Claude writes too), pipelined with no barrier between phases; the review loop is decided from the reviewer\'s data',
+  whenToUse: 'Arguments: story ids, comma-separated, and optionally max_review_rounds=N, frontend=<ids of UI stories> and engine=hybrid|claude. First run `hybrid pilot-check <the arguments>` with Bash: if it fails, answer with its line and start nothing. Then `hybrid test-command` (stop with its line if it fails) and `hybrid run-start <the arguments>`, whose `workflow args:` JSON goes into the workflow\'s args with line and test_command. With --no-workflow in the arguments, do not call Workflow: call Skill({skill: "hybrid:pilot-agents", args: <the arguments>}) and follow it instead. After the workflow\'s result arrives, call Skill({skill: "hybrid:report", args: <the story ids>}) and follow it.',
   phases: [
     { title: 'P1 UX' },
     { title: 'P2 Tests' },
@@ -20,7 +20,10 @@ export const meta = {
 //    the user's rules let the GLM tools run it; P3-P6 get it in their prompts),
 //    developer: {'01.4': 'frontend-dev'} (default backend-dev; frontend: '01.4' or ['01.4'] says the same),
 //    resume: {'01.2': {done: ['P1', 'P2'], round: 2}}: the phases the checkpoints show finished
-//    before the story's next step, and the review round to continue from (/hybrid:resume).
+//    before the story's next step, and the review round to continue from (/hybrid:resume),
+//    engine: 'hybrid' (GLM writes P2, P3, P4, P7 through the glm tools) or 'claude' (claude-* agents
+//    write them with Claude Code's own tools), run and models: what `hybrid run-start` printed (the
+//    run's id, and for engine=claude each code-writing phase's model family).
 const PHASES = ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7']
 const TITLE = { P1: 'P1 UX', P2: 'P2 Tests', P3: 'P3 Implement', P4: 'P4 Refactor', P5: 'P5 Review', P6: 'P6 QA', P7: 'P7 Docs' }
 const STORY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -41,9 +44,9 @@ function fromCommandLine(line) {
 
 // What the pilot takes, as mcp_server/pilot_check.py lists it for `hybrid pilot-check` (which the
 // command runs first): option=value words of a command line, flags, and an object's own keys.
-const KNOWN_OPTIONS = ['max_review_rounds', 'frontend', 'phases']
+const KNOWN_OPTIONS = ['max_review_rounds', 'frontend', 'phases', 'engine']
 const KNOWN_FLAGS = ['--no-workflow']
-const KNOWN_KEYS = ['stories', 'flags', 'developer', 'resume', 'left', 'line', 'test_command', ...KNOWN_OPTIONS]  // left: hybrid resume-args' stories not resumed
+const KNOWN_KEYS = ['stories', 'flags', 'developer', 'resume', 'left', 'line', 'test_command', 'run', 'models', ...KNOWN_OPTIONS]  // left: hybrid resume-args' stories not resumed
 
 function unknownArgs(input) {
   const unknown = [
@@ -77,10 +80,23 @@ function readArgs() {
   if (roles.length) problems.push(`a P3 developer is backend-dev or frontend-dev, not ${roles.join(', ')}`)
   const testCommand = input.test_command === undefined ? '' : String(input.test_command).trim()
   if (input.test_command !== undefined && (!testCommand || testCommand.includes('\n'))) problems.push('test_command must be one command line')
-  return { problems, stories, rounds, only: new Set(phases), resume: input.resume || {}, developer, testCommand }
+  const engine = input.engine === undefined ? 'hybrid' : String(input.engine)
+  if (!ENGINES.includes(engine)) problems.push(`engine=${engine}: the engines are ${ENGINES.join(', ')}`)
+  const models = { ...(input.models || {}) }
+  const badModels = Object.entries(models).filter(([p, m]) => !CLAUDE_PHASES.includes(p) || !FAMILIES.includes(m))
+  if (badModels.length) problems.push(`models: ${badModels.map(([p, m]) => `${p}=${m}`).join(', ')} (phases ${CLAUDE_PHASES.join(', ')}; ${FAMILIES.join(', ')})`)
+  return { problems, stories, rounds, only: new Set(phases), resume: input.resume || {}, developer, testCommand, engine, models, runId: input.run || null }
 }
 
-const { problems, stories, rounds: maxRounds, only, resume, developer, testCommand } = readArgs()
+// engine=claude: these phases' agents write the files with Claude Code's own tools (claude-*
+// agents, each on its phase's model family from `hybrid run-start`), and call no GLM tool.
+const ENGINES = ['hybrid', 'claude']
+const CLAUDE_PHASES = ['P2', 'P3', 'P4', 'P7']
+const FAMILIES = ['haiku', 'sonnet', 'opus']
+
+const { problems, stories, rounds: maxRounds, only, resume, developer, testCommand, engine, models, runId } = readArgs()
+const BY_CLAUDE = engine === 'claude'
+const WRITES = BY_CLAUDE ? 'with your own file tools' : 'through GLM'
 if (problems.length) {
   log(`pilot: not started: ${problems.join('; ')}`)
   return { error: problems.join('; '), stories: [] }
@@ -156,9 +172,10 @@ const TESTED = new Set(['P3', 'P4', 'P5', 'P6'])
 
 async function run(state, phase, role, task, schema = STATUS) {
   const tests = testCommand && TESTED.has(phase) ? `\nTest command: \`${testCommand}\`` : ''
-  const result = await agent(`[story ${state.story} ${phase}] ${task}${tests}`, {
-    label: `${phase} ${state.story}`, phase: TITLE[phase], agentType: `hybrid:${role}`, schema,
-  })
+  const claude = BY_CLAUDE && CLAUDE_PHASES.includes(phase)
+  const options = { label: `${phase} ${state.story}`, phase: TITLE[phase], agentType: `hybrid:${claude ? 'claude-' : ''}${role}`, schema }
+  if (claude && models[phase]) options.model = models[phase]
+  const result = await agent(`[story ${state.story} ${phase}] ${task}${tests}`, options)
   if (result == null) stop(state, `${phase} did not finish (the agent failed or was stopped)`)
   else if (schema === STATUS && result.status === 'failed') stop(state, `${phase} failed: ${result.summary}`)
   else state.ran.push(phase)
@@ -176,7 +193,7 @@ async function ux(story) {
 }
 
 async function tests(state) {
-  if (wanted(state, 'P2')) await run(state, 'P2', 'test-writer', `Write the tests for story ${state.story} through GLM.`)
+  if (wanted(state, 'P2')) await run(state, 'P2', 'test-writer', `Write the tests for story ${state.story} ${WRITES}.`)
   return state
 }
 
@@ -189,7 +206,7 @@ async function implementAndReview(state) {
       // Resumed in a later round, the workflow has not seen the review that asked for changes.
       const fix = review ? `\nFix these review issues:\n${issueLines(review)}`
         : round > 1 ? `\nThis is review round ${round}: fix the issues of the latest review, which are in the checkpoint.` : ''
-      await run(state, 'P3', developer[state.story] || 'backend-dev', `Implement story ${state.story} through GLM.${fix}`)
+      await run(state, 'P3', developer[state.story] || 'backend-dev', `Implement story ${state.story} ${WRITES}.${fix}`)
     }
     if (!wanted(state, 'P5')) break
     const last = round >= maxRounds
@@ -238,11 +255,11 @@ async function qa(state) {
 }
 
 async function docs(state) {
-  if (wanted(state, 'P7')) await run(state, 'P7', 'tech-writer', `Write the docs for story ${state.story} through GLM.`)
+  if (wanted(state, 'P7')) await run(state, 'P7', 'tech-writer', `Write the docs for story ${state.story} ${WRITES}.`)
   return state
 }
 
-log(`pilot: ${stories.join(', ')}; at most ${maxRounds} review round(s)`)
+log(`pilot: ${stories.join(', ')}; engine ${engine}${runId ? `, run ${runId}` : ''}; at most ${maxRounds} review round(s)`)
 const results = await pipeline(stories, ux, tests, implementAndReview, refactor, qa, docs)
 const summary = results.map((state, index) =>
   state == null
@@ -254,4 +271,4 @@ const summary = results.map((state, index) =>
       },
 )
 log(`pilot: ${summary.filter(s => s.status === 'done').length} of ${summary.length} stories done`)
-return { stories: summary }
+return { run: runId, engine, stories: summary }

@@ -25,7 +25,8 @@ CHUNK = 1 << 16  # 64 KB: the regex's backtracking state grows with the lines in
 _HEADER = (HISTORY_HEADER + "\n").encode("utf-8")
 _LINES = re.compile(
     # a bytes pattern: each mark is an alternative, as a [class] would match its UTF-8 bytes one by one
-    "(?:P[1-7]: (?:✓|✗|↻|–) [A-Za-z0-9][A-Za-z0-9._:-]{0,63} (?:[01][0-9]|2[0-3]):[0-5][0-9]\n)*".encode("utf-8")
+    "(?:P[1-7]: (?:✓|✗|↻|–) [A-Za-z0-9][A-Za-z0-9._:-]{0,63} (?:[01][0-9]|2[0-3]):[0-5][0-9]"
+    "(?: run=[A-Za-z0-9][A-Za-z0-9._-]{0,63})?\n)*".encode("utf-8")
 )
 
 
@@ -78,7 +79,7 @@ def read_split(path: Path) -> SplitFile | None:
     for line in kept:
         match = HISTORY_LINE.match(line.decode("utf-8"))
         assert match is not None  # the chunk's regex admitted it
-        tail.append(HistoryEntry(match["phase"], match["mark"], match["agent"], match["time"]))
+        tail.append(HistoryEntry(match["phase"], match["mark"], match["agent"], match["time"], match["run"]))
     return SplitFile(text, count - len(tail), (start, end - tail_bytes), tail)
 
 

@@ -34,8 +34,11 @@ HISTORY_HEADER = "# history (newest last; tail -1 shows the latest)"
 # History lines a read keeps in memory and a view shows; the earlier ones are counted, and a
 # write copies them from the file as they are (mcp_server/checkpoints/history_file.py).
 HISTORY_KEPT = 30
+# A line written during a pilot run ends with the run's id (`P1: ✓ ux-designer 14:05 run=20261202-140500-a1b2`);
+# lines from before run ids, or written outside a run, have none.
 HISTORY_LINE = re.compile(
-    r"^(?P<phase>P[1-7]): (?P<mark>[✓✗↻–]) (?P<agent>[A-Za-z0-9][A-Za-z0-9._:-]{0,63}) (?P<time>(?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+    r"^(?P<phase>P[1-7]): (?P<mark>[✓✗↻–]) (?P<agent>[A-Za-z0-9][A-Za-z0-9._:-]{0,63}) (?P<time>(?:[01][0-9]|2[0-3]):[0-5][0-9])"
+    r"(?: run=(?P<run>[A-Za-z0-9][A-Za-z0-9._-]{0,63}))?$"
 )
 ORDER_RULE = "phases finish in order P1 → P2 → P3 → (P4) → P5 → P6 → P7"
 
@@ -58,9 +61,11 @@ class HistoryEntry:
     mark: str
     agent: str
     time: str  # HH:MM, local time
+    run: str | None = None  # the pilot run that wrote it (mcp_server/ledger_runs.py)
 
     def render(self) -> str:
-        return f"{self.phase}: {self.mark} {self.agent} {self.time}"
+        line = f"{self.phase}: {self.mark} {self.agent} {self.time}"
+        return f"{line} run={self.run}" if self.run else line
 
 
 @dataclass

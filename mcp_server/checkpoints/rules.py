@@ -35,8 +35,10 @@ def apply_update(
     update: Update,
     now: datetime,
     tokens: Mapping[str, dict[str, dict[str, int]]] | None = None,
+    run: str | None = None,
 ) -> WriteOutcome:
-    """The checkpoint after ``update``, or TransitionError naming the rule it breaks."""
+    """The checkpoint after ``update``, or TransitionError naming the rule it breaks. ``run``: the
+    pilot run the write is part of, carried on the history lines it adds."""
     check_update(update)
     data = copy.deepcopy(checkpoint.data)
     added: list[HistoryEntry] = []
@@ -46,19 +48,19 @@ def apply_update(
         if update.status == "skipped":
             raise TransitionError(f"{update.phase} is {phase['status']}: a new iteration must run, not be skipped")
         _open_new_iteration(data, update.phase)
-        added.append(history_entry(update.phase, NEW_ITERATION, agent, now))
+        added.append(history_entry(update.phase, NEW_ITERATION, agent, now, run))
     _check_target(data, update)
     previous = phase["status"]
     _merge(phase, update, agent)
     _set_status(phase, update.status, utc_stamp(now))
     _attach_results(data, update, utc_stamp(now))
     if update.status in STATUS_MARKS and update.status != previous:
-        added.append(history_entry(update.phase, STATUS_MARKS[update.status], agent, now))
+        added.append(history_entry(update.phase, STATUS_MARKS[update.status], agent, now, run))
     if _skips_refactor(data, update):
         refactor = data["phases"][OPTIONAL_PHASE]
         refactor.update(status="skipped", agent=_agent(data, OPTIONAL_PHASE), summary="review clean",
                         finished_at=utc_stamp(now))
-        added.append(history_entry(OPTIONAL_PHASE, SKIPPED, refactor["agent"], now))
+        added.append(history_entry(OPTIONAL_PHASE, SKIPPED, refactor["agent"], now, run))
     for name, counts in (tokens or {}).items():
         data["phases"][name]["tokens"] = copy.deepcopy(counts)
     data["revision"] += 1
@@ -74,8 +76,8 @@ def _skips_refactor(data: Mapping[str, Any], update: Update) -> bool:
             and review is not None and review["verdict"] == "APPROVED" and not review["issues"])
 
 
-def history_entry(phase: str, mark: str, agent: str, now: datetime) -> HistoryEntry:
-    return HistoryEntry(phase, mark, agent, now.astimezone().strftime("%H:%M"))
+def history_entry(phase: str, mark: str, agent: str, now: datetime, run: str | None = None) -> HistoryEntry:
+    return HistoryEntry(phase, mark, agent, now.astimezone().strftime("%H:%M"), run)
 
 
 def _starts_new_iteration(data: dict[str, Any], update: Update) -> bool:

@@ -208,6 +208,7 @@ def write_checkpoint(root: Path, story: str, update: Update, story_glob: str, no
     if not checkpoint_path(root, story).exists():
         story_file_for(root, story, story_glob)  # refuse before the lock leaves a lock file behind
     tokens = ledger_tokens(root, story)
+    run = run_of(root, story, now)
     with story_lock(root, story):
         try:
             current = load_checkpoint(root, story)
@@ -215,7 +216,7 @@ def write_checkpoint(root: Path, story: str, update: Update, story_glob: str, no
             current = create_checkpoint(root, story, story_glob, now)
         except CheckpointError as error:
             raise CheckpointError(f"{error}; nothing was written (fix the file or delete it to start over)") from None
-        outcome = apply_update(current, update, now, tokens)
+        outcome = apply_update(current, update, now, tokens, run)
         validate_data(outcome.checkpoint.data, outcome.checkpoint.path)  # never write what a read would refuse
         replace_atomically(outcome.checkpoint.path, _file_parts(outcome.checkpoint))
     return outcome
@@ -235,6 +236,23 @@ def ledger_tokens(root: Path, story: str) -> dict[str, dict[str, dict[str, int]]
         return {name: _by_provider(ledger, story, name) for name in PHASES}
     except sqlite3.Error as error:
         log.warning("checkpoint %s: usage ledger %s unreadable (%s); token counts left as they were", story, path, error)
+        return None
+    finally:
+        ledger.close()
+
+
+def run_of(root: Path, story: str, now: datetime) -> str | None:
+    """The pilot run the story is in at ``now`` (mcp_server/ledger_runs.py), for the history lines
+    a write adds; None without a ledger or run, or when the ledger cannot be read (the write
+    then goes ahead without it: progress is recorded whatever the ledger's state)."""
+    path = ledger_path(Path(root))
+    if not path.exists():
+        return None
+    ledger = Ledger(path)
+    try:
+        return ledger.run_of(story, ts=now.astimezone(timezone.utc).isoformat(timespec="milliseconds"))
+    except sqlite3.Error as error:
+        log.warning("checkpoint %s: usage ledger %s unreadable (%s); history line without its run", story, path, error)
         return None
     finally:
         ledger.close()

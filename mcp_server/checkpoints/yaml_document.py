@@ -157,9 +157,9 @@ def _history_entry(key: str, value: yaml.Node, path: Path) -> HistoryEntry:
     if match is None:
         raise CheckpointError(
             f"{path}: line {value.start_mark.line + 1}: history line {line!r} is not in the form "
-            "'P1: ✓ ux-designer 14:05' (P1..P7, one of ✓ ✗ ↻ –, one-word agent, HH:MM)"
+            "'P1: ✓ ux-designer 14:05' (P1..P7, one of ✓ ✗ ↻ –, one-word agent, HH:MM, then optionally run=<id>)"
         )
-    return HistoryEntry(match["phase"], match["mark"], match["agent"], match["time"])
+    return HistoryEntry(match["phase"], match["mark"], match["agent"], match["time"], match["run"])
 
 
 def render_checkpoint(data: Mapping[str, Any], history: Sequence[HistoryEntry]) -> str:

@@ -37,7 +37,7 @@ from mcp_server.delegation.protocol import ReplyFormatError, output_contract, pa
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
 from mcp_server.delegation.test_record import record_tests
 from mcp_server.delegation.testrun import TestCommand, TestOutcome, allowed_test_command, run_test_command
-from mcp_server.delegation.usage_record import record_or_spool
+from mcp_server.delegation.usage_record import record_or_spool, run_of_story
 from mcp_server.delegation.writes import WrittenFile, confine, write_all
 from mcp_server.ledger import Ledger, UsageRow
 from mcp_server.ledger_test_runs import CallTests
@@ -149,6 +149,7 @@ class Delegation:
         self.tally = _Tally(model=self.model)
         self.ledger_notices: list[str] = []
         self.usage_spooled = False
+        self.run_id: str | None = None  # the pilot run the story is in (ledger_runs)
         self.messages: list[dict[str, str]] = []
         self.step = 0
         self.heartbeat_s = progress_interval_s()
@@ -279,6 +280,7 @@ class Delegation:
             status=status,
             attempt=attempts,
             cost_usd=cost,
+            run_id=self.run_id,
         )
         # GLM's answer is paid for: a row the ledger cannot take waits in its spool, and the result says so.
         notices = await anyio.to_thread.run_sync(record_or_spool, self.services.ledger_path, row)
@@ -353,6 +355,7 @@ class Delegation:
         started = time.monotonic()
         request, settings = self.request, self.settings
         _check_request(request, settings)
+        self.run_id = await anyio.to_thread.run_sync(run_of_story, self.services.ledger_path, request.story)
         # Read per call: the user may change their rules between two calls.
         self.permissions = ProjectPermissions.load(settings.project_root)
         if request.test_command:

@@ -29,3 +29,17 @@ def record_or_spool(path: Path, row: UsageRow) -> list[str]:
         return [*ledger.notices, f"usage only spooled to {spooled} ({error}); it is merged when the ledger can be written"]
     finally:
         ledger.close()
+
+
+def run_of_story(path: Path, story: str) -> str | None:
+    """The run ``story`` is in now (mcp_server/ledger_runs.py), looked up when a GLM call begins,
+    so that its rows carry it even when the ledger is locked by then and they must be spooled."""
+    if not Path(path).exists():
+        return None
+    ledger = Ledger(path)
+    try:
+        return ledger.run_of(story)
+    except (sqlite3.Error, OSError):
+        return None  # the row's run is then looked up when it is written or merged
+    finally:
+        ledger.close()

@@ -37,7 +37,7 @@ NPM_TIMEOUT_S = 600
 DASHBOARD = Path(".claude") / "hybrid" / "dashboard.html"
 SIMULATED = "(simulated models: no Anthropic or GLM API was called)"
 ALLOWED_TOOLS = (
-    "Agent Bash Read Write Glob Grep Workflow Skill "
+    "Agent Bash Read Write Edit Glob Grep Workflow Skill "
     "mcp__plugin_hybrid_glm__write_tests mcp__plugin_hybrid_glm__implement mcp__plugin_hybrid_glm__refactor "
     "mcp__plugin_hybrid_glm__write_docs mcp__plugin_hybrid_glm__checkpoint_read "
     "mcp__plugin_hybrid_glm__checkpoint_write mcp__plugin_hybrid_glm__checkpoint_list"

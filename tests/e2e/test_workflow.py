@@ -72,9 +72,9 @@ def test_the_example_allows_its_test_command_in_its_project_settings_as_a_user_w
 
 def test_the_slash_command_ran_the_workflow_and_then_the_report(pipelined):
     project, reported, labels, waits = pipelined
-    # The orchestrator made a handful of calls: check the arguments and the test command, launch the workflow,
+    # The orchestrator made a handful of calls: check the arguments and the test command, record the run, launch the workflow,
     # wait, run the report; and, on a busy machine, its waits for the plugin's tools to connect.
-    assert labels.count("orchestrator") - waits <= 7
+    assert labels.count("orchestrator") - waits <= 8
     assert {label.split()[0] for label in labels if label != "orchestrator"} == set(STORIES)
 
 
@@ -169,6 +169,9 @@ def test_a_run_killed_after_p3_resumes_without_redoing_finished_phases(claude, t
     assert not [label for label in after_labels if label.split()[-1] in ("P1", "P2", "P3")], Counter(after_labels)
     prompts = [request.body["messages"][0]["content"] for request in glm_after]
     assert prompts and all(content.startswith("You are a technical writer") for content in prompts)
+    # The resumed session continued the killed run: one run id on every row of both sessions.
+    run_ids = {row["run_id"] for row in ledger(project)}
+    assert len(run_ids) == 1 and None not in run_ids, run_ids
 
 
 def test_a_story_whose_last_review_round_asks_for_changes_stops_failed(claude, tmp_path):

@@ -12,7 +12,7 @@ const answers = testCase.answers || {} // "01.3 P5" -> [answer for call 1, call 
 
 async function agent(prompt, options) {
   const key = options.label
-  calls.push({ label: key, agentType: options.agentType, schema: Boolean(options.schema), prompt })
+  calls.push({ label: key, agentType: options.agentType, model: options.model ?? null, schema: Boolean(options.schema), prompt })
   const queue = answers[key] || []
   const count = calls.filter(c => c.label === key).length
   const answer = queue.length ? queue[Math.min(count, queue.length) - 1] : undefined

@@ -21,6 +21,7 @@ from mcp_server.checkpoints import CHECKPOINTS_RELATIVE, checkpoints_dir
 from mcp_server.config import Settings
 from mcp_server.errors import HybridError
 from mcp_server.ledger import ledger_path
+from mcp_server.ledger_faults import timeout_s
 from mcp_server.monitor import MonitorInputError, Report, build_report, load_input, parse_bound
 from mcp_server.pricing import PriceTable
 from mcp_server.stories import natural_key
@@ -81,7 +82,7 @@ class LedgerFacts:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5)
+    return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=timeout_s())  # the ledger's own busy timeout
 
 
 def read_ledger_facts(spec: SideSpec) -> LedgerFacts:

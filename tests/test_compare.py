@@ -287,3 +287,13 @@ def test_a_run_id_narrows_a_side_to_that_run(capsys, sides):
     assert data["stories"] == ["01.2"] and data["per_story"][0]["cost_usd"]["b"] == 0.014
     code, _, err = run(capsys, "--compare", str(a), f"{b}@r9")
     assert (code, err) == (1, f"hybrid-monitor: B: no run r9 in {path}; its latest runs: r2, r1\n")
+
+
+def test_a_locked_ledger_is_one_line_with_exit_1(capsys, sides, monkeypatch):
+    from tests.support import ledger_locked
+
+    monkeypatch.setenv("HYBRID_LEDGER_TIMEOUT_S", "0.2")
+    with ledger_locked(ledger_path(sides[0])):
+        code, out, err = run(capsys, "--compare", str(sides[0]), str(sides[1]))
+    assert (code, out) == (1, "")
+    assert err.startswith("hybrid-monitor: A: the usage ledger ") and "locked" in err and err.count("\n") == 1, err

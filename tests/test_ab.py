@@ -179,6 +179,22 @@ def test_include_uncommitted_copies_the_changes_into_both(capsys, repo, fake_cla
            {k: v for k, v in before.items() if not k.startswith((".git/", ".claude/"))}
 
 
+def test_ignored_settings_are_copied_into_both(capsys, repo, fake_claude):
+    (repo / ".gitignore").write_text(".claude/hybrid.yaml\n.claude/settings.local.json\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore local settings")
+    (repo / ".claude").mkdir(exist_ok=True)
+    (repo / ".claude" / "hybrid.yaml").write_text("glm:\n  base_url: https://example.invalid/api/paas/v4\n")
+    (repo / ".claude" / "settings.local.json").write_text('{"permissions": {"allow": ["Bash(pytest *)"]}}')
+    code, _, err = ab(capsys, "01.2,01.3", "--claude", str(fake_claude))
+    assert code == 0, err
+    assert "hybrid ab: copied into both, as git ignores them: .claude/hybrid.yaml, .claude/settings.local.json" in err
+    folder = the_folder(err)
+    for engine in ("claude", "hybrid"):
+        assert (folder / engine / ".claude" / "hybrid.yaml").read_text() == (repo / ".claude" / "hybrid.yaml").read_text()
+        assert (folder / engine / ".claude" / "settings.local.json").is_file()
+
+
 def test_a_failed_session_is_reported_with_exit_1(capsys, repo, fake_claude, monkeypatch):
     monkeypatch.setenv("FAKE_CLAUDE_FAIL", "hybrid")
     code, out, err = ab(capsys, "01.2,01.3", "--claude", str(fake_claude))

@@ -99,6 +99,8 @@ def main(args: argparse.Namespace, say: Callable[[str], None] = _say) -> int:
 
     made = create(checkout, folder, ENGINES, stories)
     say(f"worktrees at {checkout.commit[:12]} in {folder}" + (f", with {len(checkout.changes)} uncommitted file(s)" if checkout.changes else ""))
+    if made.settings_copied:
+        say(f"copied into both, as git ignores them: {', '.join(sorted(made.settings_copied))}")
     environment = user_environment()
     outcomes = run_sessions(
         claude, {engine: made.project(engine) for engine in ENGINES}, stories,

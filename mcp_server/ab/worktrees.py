@@ -30,6 +30,10 @@ MANIFEST = "ab.json"
 # starts with no checkpoint and no ledger).
 STATE_PREFIXES = (LEDGER_RELATIVE.parent.as_posix() + "/", CHECKPOINTS_RELATIVE.as_posix() + "/")
 GIT_TIMEOUT_S = 120
+# The project's own settings for the plugin and for Claude Code: when git ignores them they are
+# not in a worktree, yet both runs need them (the GLM endpoint, the test command's permission
+# rule), so they are copied in.
+SETTINGS_FILES = (".claude/hybrid.yaml", ".claude/settings.json", ".claude/settings.local.json")
 
 
 class AbRefused(HybridError):
@@ -110,6 +114,7 @@ class Worktrees:
     folder: Path  # .claude/hybrid/ab/<stamp>
     checkout: Checkout
     engines: dict[str, Path] = field(default_factory=dict)  # engine -> its worktree
+    settings_copied: set[str] = field(default_factory=set)  # ignored settings files copied in
 
     def project(self, engine: str) -> Path:
         """The project folder inside the engine's worktree."""
@@ -131,6 +136,12 @@ def create(checkout: Checkout, folder: Path, engines: Sequence[str], stories: Se
                 _copy_change(checkout.top / relative, path / relative)
             for state in (LEDGER_RELATIVE.parent, CHECKPOINTS_RELATIVE):  # committed state: each side starts afresh
                 shutil.rmtree(made.project(engine) / state, ignore_errors=True)
+            for name in SETTINGS_FILES:
+                source, target = checkout.project / name, made.project(engine) / name
+                if source.is_file() and not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source, target)
+                    made.settings_copied.add(name)
     except BaseException:
         remove_worktrees(checkout.top, made.engines.values())
         shutil.rmtree(folder, ignore_errors=True)
@@ -158,6 +169,7 @@ def write_manifest(made: Worktrees, stories: Sequence[str], **extra: Any) -> Non
         "worktrees": {engine: str(path) for engine, path in made.engines.items()},
         "projects": {engine: str(made.project(engine)) for engine in made.engines},
         "included_uncommitted": list(made.checkout.changes),
+        "settings_copied": sorted(made.settings_copied),
         **extra,
     }
     (made.folder / MANIFEST).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

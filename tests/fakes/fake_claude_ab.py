@@ -45,7 +45,7 @@ def main() -> int:
     if barrier:
         Path(barrier, f"{engine}.started").touch()
         other = "hybrid" if engine == "claude" else "claude"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + float(os.environ.get("FAKE_CLAUDE_BARRIER_S", "60"))
         while not Path(barrier, f"{other}.started").exists():
             if time.monotonic() > deadline:
                 print(f"fake claude: {other} never started while {engine} ran: the runs were not at once", file=sys.stderr)

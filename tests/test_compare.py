@@ -297,3 +297,25 @@ def test_a_locked_ledger_is_one_line_with_exit_1(capsys, sides, monkeypatch):
         code, out, err = run(capsys, "--compare", str(sides[0]), str(sides[1]))
     assert (code, out) == (1, "")
     assert err.startswith("hybrid-monitor: A: the usage ledger ") and "locked" in err and err.count("\n") == 1, err
+
+
+def _record_runs(root: Path, *runs: tuple[str, str]) -> None:
+    """The pilot's run records (the `run` table), as a ledger with run ids has them."""
+    with sqlite3.connect(ledger_path(root)) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS run (id TEXT PRIMARY KEY, engine TEXT NOT NULL, stories TEXT NOT NULL,"
+                     " session_id TEXT, started_at TEXT NOT NULL)")
+        conn.executemany("INSERT INTO run VALUES (?, ?, '01.2,01.3', NULL, '2026-11-25T10:00:00.000+00:00')", runs)
+    conn.close()
+
+
+def test_the_engine_the_pilot_recorded_is_shown_and_checked(capsys, sides):
+    a, b = sides
+    _record_runs(a, ("r1", "claude"))
+    _record_runs(b, ("r2", "claude"))  # a run that says engine=claude, yet its ledger has GLM rows
+    data = compare_json(capsys, a, b)
+    assert (data["sides"]["A"]["engine_recorded"], data["sides"]["A"]["engine_warning"]) == ("claude", None)
+    assert data["sides"]["B"]["engine"] == "claude"
+    assert data["sides"]["B"]["engine_warning"] == "it ran engine=claude yet made 8 GLM request(s): not a Claude-only measurement"
+    code, out, _ = run(capsys, "--compare", str(a), str(b))
+    assert "- **A**: " in out and "Claude only (engine=claude, no GLM request)" in out
+    assert "- B: it ran engine=claude yet made 8 GLM request(s)" in out

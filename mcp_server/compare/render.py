@@ -16,7 +16,9 @@ NO_DATA = "no data"
 
 def _engine(side: Side) -> str:
     calls = side.glm_requests
-    return f"hybrid ({calls:,} GLM request{'s' if calls != 1 else ''})" if calls else "Claude only (no GLM request)"
+    said = f"{calls:,} GLM request{'s' if calls != 1 else ''}" if calls else "no GLM request"
+    recorded = f"engine={side.recorded_engine}, " if side.recorded_engine else ""
+    return f"{'hybrid' if side.engine == 'hybrid' else 'Claude only'} ({recorded}{said})"
 
 
 def _value(unit: str, value: Number, *, signed: bool = False) -> str:
@@ -83,6 +85,8 @@ def render_markdown(comparison: Comparison) -> str:
         if stories:
             lines.append(f"- only in {name}, left out: {', '.join(stories)}")
     for side in (a, b):
+        if side.engine_warning:
+            lines.append(f"- {side.spec.name}: {side.engine_warning}")
         for warning in side.report.warnings:
             lines.append(f"- {side.spec.name}: {warning}")
         if side.report.lower_bound:
@@ -136,7 +140,8 @@ def _json_estimate(row: EstimateRow) -> dict[str, Any]:
 
 def _json_side(side: Side) -> dict[str, Any]:
     return {"path": str(side.spec.path), "run": side.spec.run, "glm_requests": side.glm_requests,
-            "engine": "hybrid" if side.glm_requests else "claude", "lower_bound": side.report.lower_bound,
+            "engine": side.engine, "engine_recorded": side.recorded_engine, "engine_warning": side.engine_warning,
+            "lower_bound": side.report.lower_bound,
             "warnings": list(side.report.warnings),
             "baselines": {estimate.name: estimate.baseline for estimate in side.estimates}}
 

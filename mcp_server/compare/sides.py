@@ -79,6 +79,7 @@ class LedgerFacts:
     since: str | None  # the run's first row ...
     until: str | None  # ... and just after its last (the monitor's bound is exclusive)
     code_requests: dict[str, int]  # per story, GLM requests of implement and refactor
+    engine: str | None = None  # as the ledger's run records say (one engine for all its runs), else None
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -106,11 +107,21 @@ def read_ledger_facts(spec: SideSpec) -> LedgerFacts:
                     f" AND tool IN (?, ?){where} GROUP BY story", [*CODE_TOOLS, *params]
                 ).fetchall()
                 requests = {story: int(count) for story, count in rows}
+            engine = _recorded_engine(conn, spec.run)
         finally:
             conn.close()
     except sqlite3.Error as error:
         raise CompareInputError(f"{spec.name}: the usage ledger {path} cannot be read: {error}") from None
-    return LedgerFacts(stories, since, until, requests)
+    return LedgerFacts(stories, since, until, requests, engine)
+
+
+def _recorded_engine(conn: sqlite3.Connection, run: str | None) -> str | None:
+    """The engine the pilot recorded for the run (or for every run of the ledger, when they
+    agree), from its ``run`` table; None for a ledger without one."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run'").fetchone():
+        return None
+    rows = conn.execute("SELECT DISTINCT engine FROM run" + (" WHERE id = ?" if run else ""), [run] if run else []).fetchall()
+    return rows[0][0] if len(rows) == 1 else None
 
 
 def _run_window(conn: sqlite3.Connection, spec: SideSpec, columns: set[str], path: Path) -> tuple[list[str], str, str]:
@@ -169,10 +180,21 @@ class Side:
     report: Report
     estimates: list[Estimate] = field(default_factory=list)
     fix_rounds: dict[str, int | None] = field(default_factory=dict)
+    recorded_engine: str | None = None  # the pilot's run records; None without them
 
     @property
     def glm_requests(self) -> int:
         return self.report.total.tokens["glm"].calls
+
+    @property
+    def engine(self) -> str:
+        return self.recorded_engine or ("hybrid" if self.glm_requests else "claude")
+
+    @property
+    def engine_warning(self) -> str | None:
+        if self.recorded_engine == "claude" and self.glm_requests:
+            return f"it ran engine=claude yet made {self.glm_requests} GLM request(s): not a Claude-only measurement"
+        return None
 
 
 def named_baselines(settings: Settings) -> list[tuple[str, dict[str, str]]]:
@@ -213,7 +235,7 @@ def load_side(
             complete=other.total.compared == other.total.total and not other.total.unpriced,
         ))
     rounds = {row.story: fix_rounds(data.inputs[row.story].data, facts.code_requests.get(row.story, 0)) for row in report.story_rows}
-    return Side(spec, report, estimates, rounds)
+    return Side(spec, report, estimates, rounds, facts.engine)
 
 
 def fix_rounds(data: Mapping[str, Any] | None, code_requests: int) -> int | None:

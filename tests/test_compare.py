@@ -258,7 +258,25 @@ def test_bad_arguments_exit_2(capsys, sides):
 # --- run ids ----------------------------------------------------------------------------------------
 
 
+def _without_run_ids(path: Path) -> None:
+    """The ledger as written before run ids: no run_id column (nor an index on it)."""
+    with sqlite3.connect(path) as conn:
+        if any(column[1] == "run_id" for column in conn.execute("PRAGMA table_info(usage)")):
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%run_id%'").fetchall():
+                conn.execute(f"DROP INDEX {name}")
+            conn.execute("ALTER TABLE usage DROP COLUMN run_id")
+    conn.close()
+
+
+def _with_run_ids(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        if not any(column[1] == "run_id" for column in conn.execute("PRAGMA table_info(usage)")):
+            conn.execute("ALTER TABLE usage ADD COLUMN run_id TEXT")
+    conn.close()
+
+
 def test_a_run_id_on_a_ledger_without_run_ids_is_refused(capsys, sides):
+    _without_run_ids(ledger_path(sides[1]))
     code, _, err = run(capsys, "--compare", str(sides[0]), f"{sides[1]}@r1")
     assert code == 1
     assert err == f"hybrid-monitor: B: the ledger {ledger_path(sides[1])} records no run ids, so @r1 cannot narrow it; compare the whole folder\n"
@@ -269,8 +287,8 @@ def test_a_run_id_narrows_a_side_to_that_run(capsys, sides):
     run of 01.2 (run r2, one Sonnet call: 2,000 x 2.00 + 1,000 x 10 = 14,000 µ$)."""
     a, b = sides
     path = ledger_path(b)
+    _with_run_ids(path)
     with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE usage ADD COLUMN run_id TEXT")
         conn.execute("UPDATE usage SET run_id = 'r1'")
     conn.close()
     ledger = Ledger(path)

@@ -337,3 +337,10 @@ def test_the_engine_the_pilot_recorded_is_shown_and_checked(capsys, sides):
     code, out, _ = run(capsys, "--compare", str(a), str(b))
     assert "- **A**: " in out and "Claude only (engine=claude, no GLM request)" in out
     assert "- B: it ran engine=claude yet made 8 GLM request(s)" in out
+
+
+def test_output_writes_the_comparison_to_a_file(capsys, sides, tmp_path):
+    target = tmp_path / "out" / "compare.json"
+    code, out, err = run(capsys, "--compare", str(sides[0]), str(sides[1]), "--json", "--output", str(target))
+    assert (code, out, err) == (0, "", f"report: {target}\n")
+    assert json.loads(target.read_text())["total"]["cost_usd"]["a"] == 0.19085

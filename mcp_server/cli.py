@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from mcp_server import checkpoint_cli, permission_cli, pilot_check, runs
+from mcp_server.ab import cli as ab_cli
 from mcp_server.cli_grammar import EXIT_NOT_FOUND, add_version, check_known, fail, known_stories, print_json, story_list
 from mcp_server.config import ConfigError, load_settings, project_root
 from mcp_server.errors import HybridError
@@ -75,6 +76,10 @@ def _usage_table(ledger: Ledger, prices: PriceTable, story: str | None) -> dict[
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.ab:
+        from mcp_server.ab.demo import main as run_ab_demo
+
+        return run_ab_demo(args.dir)
     from mcp_server.demo.run import main as run_demo  # the demo's simulators load only when asked for
 
     return run_demo(args.dir)
@@ -101,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="run /hybrid:pilot on the bundled example in the real Claude Code CLI, with simulated models (no keys)"
     )
     demo.add_argument("--dir", help="where to put the example project (default: a new temp folder)")
+    demo.add_argument("--ab", action="store_true",
+                      help="run the stories with both engines (engine=claude and engine=hybrid) at once and compare them")
     demo.set_defaults(func=_demo)
+    ab_cli.add_subcommand(sub)
     # `hybrid report ...` is hybrid-monitor; main() hands its arguments over as they are.
     sub.add_parser("report", add_help=False, help="cost against Claude-only, quality and a verdict (hybrid-monitor's flags)")
     return parser

@@ -33,6 +33,8 @@ _HOMES = {
     "load_input": "load",
     # the numbers and the verdict
     "unpriced_baseline": "money",
+    "money_text": "money",  # dollars as the report shows them (hybrid report --compare too)
+    "usd": "money",  # dollars for JSON, to the micro-dollar
     "Report": "report",
     "build_report": "report",
     # the outputs

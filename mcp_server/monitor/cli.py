@@ -12,8 +12,11 @@ from typing import Any, Sequence
 
 import yaml
 
-from mcp_server.cli_grammar import EXIT_NOT_FOUND, EXIT_USAGE, UnknownStory, add_version, check_known, known_stories, story_list
+from mcp_server.cli_grammar import (
+    EXIT_NOT_FOUND, EXIT_USAGE, UnknownStory, add_version, check_known, exit_code, known_stories, story_list,
+)
 from mcp_server.config import ConfigError, load_settings, project_root
+from mcp_server.errors import HybridError
 from mcp_server.ledger import LEDGER_RELATIVE
 from mcp_server.monitor.dashboard import render_dashboard
 from mcp_server.monitor.inputs import MonitorArgumentError, MonitorInputError, parse_bound
@@ -61,6 +64,9 @@ def build_parser(prog: str = "hybrid-monitor") -> argparse.ArgumentParser:
     parser.add_argument("--project", help="the project directory (default: $CLAUDE_PROJECT_DIR, else the current directory)")
     parser.add_argument("--prices", help="a YAML price file (prices.yaml's shape: models: {id: {input, output, ...}}) over the shipped prices and your overrides")
     parser.add_argument("--note", help="a line shown under the title of the report and the dashboard (e.g. where the numbers come from)")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help=(
+        "two measured runs side by side instead of one report: project folders (PATH, or PATH@RUN_ID for one run), "
+        "e.g. the worktrees of `hybrid ab`; Markdown, or JSON with --json (docs/monitor.md)"))
     parser.add_argument("--no-cache", action="store_true",
                         help="parse every checkpoint again; neither read nor write .claude/hybrid/monitor-cache.json")
     return parser
@@ -127,6 +133,8 @@ def run(args: argparse.Namespace, stdout=None, stderr=None) -> int:
             f"the Claude-only baseline needs a price for {'; '.join(problems)} "
             "(add it under `prices:` in .claude/hybrid.yaml, or pick a priced model)"
         )
+    if args.compare:
+        return _compare(args, settings, prices, stdout, stderr)
     since = parse_bound(args.since) if args.since else None
     until = parse_bound(args.until, end=True) if args.until else None
     if since and until and since >= until:
@@ -153,6 +161,20 @@ def run(args: argparse.Namespace, stdout=None, stderr=None) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace, settings, prices: PriceTable, stdout, stderr) -> int:
+    from mcp_server.compare.cli import compare_text  # above the monitor: it reads each side through it
+
+    if args.action != "report" or args.since or args.until:
+        raise UsageProblem("--compare makes a report only: --action, --since and --until do not apply (PATH@RUN_ID narrows a side)")
+    text = compare_text(args.compare, prices, settings, stories=_stories(args.stories), as_json=args.json, note=args.note)
+    if args.output:
+        _write(Path(args.output), text)
+        print(f"report: {args.output}", file=stderr)
+    else:
+        stdout.write(text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "hybrid-monitor") -> int:
     args = build_parser(prog).parse_args(argv)
     try:
@@ -163,6 +185,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "hybrid-monitor") -> int
     except (UsageProblem, MonitorArgumentError, ConfigError, PriceTableError) as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except HybridError as error:  # --compare's errors carry their exit code (docs/cli.md)
+        print(f"{prog}: {error}", file=sys.stderr)
+        return exit_code(error)
 
 
 if __name__ == "__main__":

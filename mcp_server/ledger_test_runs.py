@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS test_run (
     model TEXT NOT NULL,
     first_passed INTEGER NOT NULL,
     fix_rounds INTEGER NOT NULL DEFAULT 0,
-    passed INTEGER NOT NULL
+    passed INTEGER NOT NULL,
+    run_id TEXT
 );
 """
 
@@ -45,6 +46,7 @@ class CallTests:
     fix_rounds: int
     passed: bool
     ts: str = ""
+    run_id: str | None = None  # the pilot run the call was in (mcp_server/ledger_runs.py)
 
 
 COLUMNS = [f.name for f in fields(CallTests)]

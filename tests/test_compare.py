@@ -42,6 +42,7 @@ from pathlib import Path
 import pytest
 
 from mcp_server.ledger import Ledger, ledger_path
+from mcp_server.ledger_test_runs import CallTests
 from mcp_server.monitor import main
 
 from tests.test_monitor_builders import finished, review, scripted_run, usage, write_checkpoint
@@ -344,3 +345,21 @@ def test_output_writes_the_comparison_to_a_file(capsys, sides, tmp_path):
     code, out, err = run(capsys, "--compare", str(sides[0]), str(sides[1]), "--json", "--output", str(target))
     assert (code, out, err) == (0, "", f"report: {target}\n")
     assert json.loads(target.read_text())["total"]["cost_usd"]["a"] == 0.19085
+
+
+def test_fix_rounds_recorded_as_the_tests_ran_win_over_the_request_count(capsys, sides):
+    """B's ledger counts 1 fix round for 01.2 and 0 for 01.3 from its requests; the test_run
+    records (one row per tested call) say 2 + 1 = 3 and 0, in run r1; a row of run r2 counts only
+    when the whole folder is compared."""
+    a, b = sides
+    ledger = Ledger(ledger_path(b))
+    for story, rounds, run_id in (("01.2", 2, "r1"), ("01.2", 1, "r1"), ("01.3", 0, "r1"), ("01.3", 4, "r2")):
+        ledger.record_test_run(CallTests(story, "P3", "implement", "glm-4.7", rounds == 0, rounds, True, run_id=run_id))
+    ledger.close()
+    story = {block["story"]: block for block in compare_json(capsys, a, b)["per_story"]}
+    assert (story["01.2"]["fix_rounds"]["b"], story["01.3"]["fix_rounds"]["b"]) == (3, 4)
+    with sqlite3.connect(ledger_path(b)) as conn:
+        conn.execute("UPDATE usage SET run_id = 'r1'")
+    conn.close()
+    story = {block["story"]: block for block in compare_json(capsys, a, f"{b}@r1")["per_story"]}
+    assert (story["01.2"]["fix_rounds"]["b"], story["01.3"]["fix_rounds"]["b"]) == (3, 0)

@@ -80,6 +80,7 @@ class LedgerFacts:
     until: str | None  # ... and just after its last (the monitor's bound is exclusive)
     code_requests: dict[str, int]  # per story, GLM requests of implement and refactor
     engine: str | None = None  # as the ledger's run records say (one engine for all its runs), else None
+    recorded_fix_rounds: dict[str, int] = field(default_factory=dict)  # per story, the test_run table's
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -107,12 +108,23 @@ def read_ledger_facts(spec: SideSpec) -> LedgerFacts:
                     f" AND tool IN (?, ?){where} GROUP BY story", [*CODE_TOOLS, *params]
                 ).fetchall()
                 requests = {story: int(count) for story, count in rows}
+            recorded = _recorded_fix_rounds(conn, spec.run)
             engine = _recorded_engine(conn, spec.run)
         finally:
             conn.close()
     except sqlite3.Error as error:
         raise CompareInputError(f"{spec.name}: the usage ledger {path} cannot be read: {error}") from None
-    return LedgerFacts(stories, since, until, requests, engine)
+    return LedgerFacts(stories, since, until, requests, engine, recorded)
+
+
+def _recorded_fix_rounds(conn: sqlite3.Connection, run: str | None) -> dict[str, int]:
+    """Per story, the fix rounds its GLM code calls recorded as they ran their tests (the
+    ``test_run`` table, mcp_server/ledger_test_runs.py); {} on a ledger from before it."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'test_run'").fetchone():
+        return {}
+    rows = conn.execute("SELECT story, SUM(fix_rounds) FROM test_run" + (" WHERE run_id = ?" if run else "")
+                        + " GROUP BY story", [run] if run else []).fetchall()
+    return {story: int(total) for story, total in rows}
 
 
 def _recorded_engine(conn: sqlite3.Connection, run: str | None) -> str | None:
@@ -234,12 +246,13 @@ def load_side(
             {row.story: row.money.baseline for row in other.story_rows},
             complete=other.total.compared == other.total.total and not other.total.unpriced,
         ))
-    rounds = {row.story: fix_rounds(data.inputs[row.story].data, facts.code_requests.get(row.story, 0)) for row in report.story_rows}
+    rounds = {row.story: facts.recorded_fix_rounds[row.story] if row.story in facts.recorded_fix_rounds
+              else fix_rounds(data.inputs[row.story].data, facts.code_requests.get(row.story, 0)) for row in report.story_rows}
     return Side(spec, report, estimates, rounds, facts.engine)
 
 
 def fix_rounds(data: Mapping[str, Any] | None, code_requests: int) -> int | None:
-    """A story's test-fix rounds. With GLM code calls (the hybrid engine): the ledger's GLM
+    """A story's test-fix rounds where the ledger recorded none (older ledgers). With GLM code calls (the hybrid engine): the ledger's GLM
     requests of implement and refactor beyond one per call (one per P3 round, one for a P4 that
     ran), as the demo's narrative counts them. Without (the Claude-only engine writes the code
     itself): the rounds the P3 and P4 summaries state ("tests passed after 1 fix round"); None

@@ -399,7 +399,8 @@ class Delegation:
         return self._result(written, outcome, rounds, note, time.monotonic() - started)
 
     async def _record_tests(self, first_passed: bool, rounds: int, passed: bool) -> None:
-        run = CallTests(self.request.story, self.phase, self.request.tool, self.tally.model, first_passed, rounds, passed)
+        run = CallTests(self.request.story, self.phase, self.request.tool, self.tally.model, first_passed, rounds, passed,
+                        run_id=self.run_id)
         with anyio.CancelScope(shield=True):  # a cancelled call still ran its tests
             notices = await anyio.to_thread.run_sync(record_tests, self.services.ledger_path, run)
         self.ledger_notices += [line for line in notices if line not in self.ledger_notices]

@@ -71,7 +71,8 @@ def _writer(phase: str, agent: str) -> Callable[[str, Conversation, Scenario], T
         status = "done" if files and passed else "failed"
         summary = f"{len(files)} file(s) written with Write"
         if phase in TESTED:
-            summary += f"; tests {'passed' if passed else 'failed'}"
+            # One test run and no fix: the scripted code passes first time (claude-backend-dev.md).
+            summary += f"; tests {'passed' if passed else 'failed'} after 0 fix rounds"
         if names.count(f"{TOOL}checkpoint_write") < 2:
             return write_phase(story, phase, status, agent, model=talk.model, summary=summary,
                                artifacts=[path for path, _ in files])

@@ -113,7 +113,7 @@ def test_promql_totals_equal_the_ledger(prometheus, tmp_path):
     # cost and Claude-only baseline per story and per model: what `hybrid-monitor` reports
     report = monitor(project)
     cost = promql(prometheus, "sum by (story) (hybrid_cost_usage_USD_total)", "story")
-    baseline = promql(prometheus, 'sum by (story) (hybrid_cost_baseline_USD_total{baseline="report"})', "story")
+    baseline = promql(prometheus, 'sum by (story) (hybrid_cost_baseline_USD_total{baseline="sonnet-writes"})', "story")
     for row in report["per_story"]:
         assert cost[(row["story"],)] == pytest.approx(row["cost"]["total_usd"], abs=1e-6)
         assert baseline[(row["story"],)] == pytest.approx(row["cost"]["claude_only_usd"], abs=1e-6)

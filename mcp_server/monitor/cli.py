@@ -119,7 +119,7 @@ def run(args: argparse.Namespace, stdout=None, stderr=None) -> int:
     problems = unpriced_baseline(prices, settings.monitor)
     if problems:
         raise UsageProblem(
-            f"the Claude-only baseline needs a price for {'; '.join(problems)} "
+            f"a Claude-only baseline needs a price for {'; '.join(problems)} "
             "(add it under `prices:` in .claude/hybrid.yaml, or pick a priced model)"
         )
     since = parse_bound(args.since) if args.since else None
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace, stdout=None, stderr=None) -> int:
     stories = _stories(args.stories)
     data = load_input(root, prices, stories=stories, since=since, until=until, use_cache=not args.no_cache)
     check_known(stories or [], known_stories(root, settings.stories.glob))  # after load_input has checked their form
-    report = dataclasses.replace(build_report(data, prices, settings.monitor), note=args.note)
+    report = dataclasses.replace(build_report(data, prices, settings.monitor, profile=settings.profile), note=args.note)
     targets = _targets(args, root)
     if "report" in targets:
         text = report_json(report) if args.json else render_markdown(report)

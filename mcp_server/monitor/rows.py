@@ -132,7 +132,6 @@ def sum_groups(groups: Sequence[UsageGroup], costs: Sequence[Cost], pricer: Pric
     sums = Sums()
     first_tier = 0
     for group, (cost, baseline) in zip(groups, costs):
-        sums.total.add(group, cost, baseline)
         if group.story is None:
             sums.orchestration.add(group, cost, baseline)
             phase_key = ORCHESTRATION
@@ -144,7 +143,7 @@ def sum_groups(groups: Sequence[UsageGroup], costs: Sequence[Cost], pricer: Pric
             phase_key = group.phase if group.phase in PHASES else NO_PHASE
         phase_row = sums.phases[phase_key]
         phase_row.money.add(group, cost, baseline)
-        if side(group.provider) == GLM and phase_key != ORCHESTRATION:
+        if phase_row.baseline_model is None and side(group.provider) == GLM and phase_key != ORCHESTRATION:
             phase_row.baseline_model = pricer.baseline_model(group.phase if group.phase in PHASES else None)
         model_row = sums.models.get((group.provider, group.model))
         if model_row is None:
@@ -152,6 +151,8 @@ def sum_groups(groups: Sequence[UsageGroup], costs: Sequence[Cost], pricer: Pric
         model_row.money.add(group, cost, baseline)
         if group.bucket > first_tier:
             model_row.tier_calls += group.calls
+    for money in (*sums.per_story.values(), sums.orchestration):  # the total is its parts
+        sums.total.merge(money)
     for row in sums.models.values():
         price = prices.lookup(row.model)
         if price is not None:

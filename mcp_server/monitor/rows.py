@@ -174,13 +174,14 @@ def story_rows(inp: MonitorInput, per_story: Mapping[str, Money]) -> list[StoryR
         item: StoryInput = inp.inputs[story]
         data = item.data or {}
         phases = data.get("phases") or {}
-        starts = [parse_time(p.get("started_at")) for p in phases.values()]
-        ends = [parse_time(p.get("finished_at")) for p in phases.values()]
-        starts, ends = [s for s in starts if s], [e for e in ends if e]
+        # each phase's times parsed once: the story's span and the phase times both use them
+        times = {name: (parse_time(p.get("started_at")), parse_time(p.get("finished_at"))) for name, p in phases.items()}
+        starts = [begin for begin, _ in times.values() if begin]
+        ends = [end for _, end in times.values() if end]
         phase_seconds = {}
         for name in PHASES:
             phase = phases.get(name) or {}
-            begin, end = parse_time(phase.get("started_at")), parse_time(phase.get("finished_at"))
+            begin, end = times.get(name, (None, None))
             earlier = phase.get("earlier_seconds")  # the phase's earlier rounds
             if begin and end and end >= begin:
                 phase_seconds[name] = (end - begin).total_seconds() + (earlier or 0)

@@ -43,7 +43,7 @@ def test_the_readme_states_each_profiles_models_at_todays_prices(shipped_prices)
         price = shipped_prices.lookup(model)
         stated = "free" if price.input == price.output == 0 else f"${price.input:.2f} / ${price.output:.2f}"
         assert f"`{model}` {stated}" in readme, f"README: `{model}` {stated}"
-    assert f"default profile is `{default_profile()}`" in readme
+    assert f"**Why `{default_profile()}` is the default.**" in readme
 
 
 def test_a_project_picks_a_profile_and_models_still_win(tmp_path):

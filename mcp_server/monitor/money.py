@@ -58,21 +58,23 @@ TOKEN_KINDS = ("input", "cache_read", "cache_write", "output")
 class Money:
     """Cost of some usage, split by Claude and GLM, with its Claude-only baselines.
 
-    ``baseline`` is the primary baseline's Claude-only figure, ``others`` the other baselines', in
-    the report's order. They and ``compared`` cover the same usage: the groups whose cost and
-    baselines are known. With every model priced, ``compared`` equals ``total``.
+    ``baselines`` holds one Claude-only figure per baseline, in the report's order (the primary
+    first); ``baseline`` is the primary's. They and ``compared`` cover the same usage: the groups
+    whose cost and baselines are known. With every model priced, ``compared`` equals ``total``.
     """
 
     claude: Decimal = ZERO
     glm: Decimal = ZERO
-    baseline: Decimal = ZERO  # the primary baseline's
-    others: list[Decimal] = field(default_factory=list)  # the other baselines', in order
     compared: Decimal = ZERO
     tokens: dict[str, Tally] = field(default_factory=lambda: {CLAUDE: Tally(), GLM: Tally()})
     unpriced: set[str] = field(default_factory=set)
+    # each priced group's Claude-only figures, one per baseline; summed when first read, so that
+    # an addition is one append whatever the number of baselines
+    _parts: list[tuple[Decimal, ...]] = field(default_factory=list, repr=False)
+    _sums: list[Decimal] | None = field(default=None, repr=False)
 
     def add(self, group: UsageGroup, cost: Decimal | None, baselines: tuple[Decimal, ...] | None) -> None:
-        # called five times per usage group (total aside): kept to plain additions
+        # called three times per usage group: kept to plain additions
         is_glm = group.provider == GLM
         tally = self.tokens[GLM if is_glm else CLAUDE]
         tokens = group.tokens
@@ -89,22 +91,16 @@ class Money:
         else:
             self.claude += cost
         if baselines is not None:
-            self.baseline += baselines[0]
-            others = self.others
-            if others:
-                for index in range(len(others)):
-                    others[index] += baselines[index + 1]
-            elif len(baselines) > 1:
-                self.others = list(baselines[1:])
+            self._parts.append(baselines)
+            self._sums = None
             self.compared += cost
 
     def merge(self, other: "Money") -> None:
         """Add another Money's sums to this one's (the total is its parts, merged)."""
         self.claude += other.claude
         self.glm += other.glm
-        self.baseline += other.baseline
-        if other.others:
-            self.others = [a + b for a, b in zip(self.others, other.others)] if self.others else list(other.others)
+        self._parts.extend(other._parts)
+        self._sums = None
         self.compared += other.compared
         for name, tally in other.tokens.items():
             mine = self.tokens[name]
@@ -114,6 +110,18 @@ class Money:
             mine.cache_writes += tally.cache_writes
             mine.completion += tally.completion
         self.unpriced |= other.unpriced
+
+    @property
+    def baselines(self) -> list[Decimal]:
+        """The Claude-only figure of every baseline, in the report's order (the primary first)."""
+        if self._sums is None:
+            self._sums = [sum(column, ZERO) for column in zip(*self._parts)]
+        return self._sums
+
+    @property
+    def baseline(self) -> Decimal:
+        """The primary baseline's Claude-only figure."""
+        return self.baseline_at(0)
 
     @property
     def calls(self) -> int:
@@ -129,9 +137,8 @@ class Money:
 
     def baseline_at(self, index: int) -> Decimal:
         """The Claude-only figure of the ``index``-th baseline (0: the primary)."""
-        if index == 0:
-            return self.baseline
-        return self.others[index - 1] if index <= len(self.others) else ZERO
+        sums = self.baselines
+        return sums[index] if index < len(sums) else ZERO
 
     def savings_at(self, index: int) -> Decimal:
         return self.baseline_at(index) - self.compared

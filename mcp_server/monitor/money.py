@@ -213,6 +213,7 @@ def rounded(value: float | None, digits: int = 2) -> float | None:
 
 
 SIGNIFICANT_BELOW_A_DOLLAR = 3
+_QUANTUM = {digits: Decimal(1).scaleb(-digits) for digits in range(7)}  # 0 to 6 decimals, made once
 
 
 def money_text(value: Decimal | None, digits: int | None = None) -> str:
@@ -225,7 +226,7 @@ def money_text(value: Decimal | None, digits: int | None = None) -> str:
     amount = Decimal(value)
     if digits is None:
         digits = 2 if amount == 0 or abs(amount) >= 1 else min(6, max(2, SIGNIFICANT_BELOW_A_DOLLAR - 1 - amount.copy_abs().adjusted()))
-    q = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    q = amount.quantize(_QUANTUM.get(digits) or Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
     text = f"{abs(q):,.{digits}f}"
     sign = "-" if amount < 0 else ""
     return f"{sign}${text}"

@@ -518,6 +518,16 @@ def test_the_parallel_reader_gives_the_same_report(capsys, project, monkeypatch)
     assert parallel == serial
 
 
+def test_the_collector_is_back_on_after_a_report_or_an_error(capsys, project, tmp_path):
+    import gc
+
+    assert gc.isenabled()
+    report_json(capsys, project)  # the report runs with the cyclic collector off (monitor/cli.py)
+    assert gc.isenabled()
+    assert run(capsys, "--project", str(tmp_path / "empty"))[0] == 2  # no such directory
+    assert gc.isenabled()
+
+
 def test_the_report_does_not_change_the_ledger(capsys, project):
     def rows():
         with sqlite3.connect(ledger_path(project)) as db:

@@ -99,8 +99,9 @@ class Money:
         """Add another Money's sums to this one's (the total is its parts, merged)."""
         self.claude += other.claude
         self.glm += other.glm
-        self._parts.extend(other._parts)
-        self._sums = None
+        if other._parts:
+            self._parts.append(tuple(other.baselines))  # its sums: one part, not all of its parts
+            self._sums = None
         self.compared += other.compared
         for name, tally in other.tokens.items():
             mine = self.tokens[name]

@@ -208,6 +208,12 @@ class MonitorSettings(_Strict):
         return self
 
     @property
+    def baseline(self) -> dict[str, str]:
+        """The primary baseline's phase -> model map: what the single `monitor.baseline` was, for
+        readers written before named baselines (read only: set monitor.baselines instead)."""
+        return dict(self.baselines[self.primary_baseline])
+
+    @property
     def baseline_names(self) -> list[str]:
         """Every baseline's name, the primary first (the order the reports show them in)."""
         return [self.primary_baseline, *(name for name in self.baselines if name != self.primary_baseline)]

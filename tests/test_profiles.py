@@ -70,5 +70,6 @@ def test_the_primary_baselines_model_for_a_phase_is_asked_in_one_place(tmp_path)
     assert monitor.primary_baseline == "sonnet-writes" and monitor.baseline_names == ["sonnet-writes", "haiku-writes"]
     assert [monitor.baseline_model(phase) for phase in ("P1", "P2", "P3", "P4", "P7")] == ["claude-sonnet-5-5"] * 5
     assert monitor.baseline_model("P3", "haiku-writes") == HAIKU and monitor.baseline_model(None, "haiku-writes") == HAIKU
+    assert monitor.baseline == monitor.baselines["sonnet-writes"]  # the primary's map, for older readers
     switched = MonitorSettings.model_validate({"primary_baseline": "haiku-writes"})
     assert switched.baseline_model("P3") == HAIKU and switched.baseline_names == ["haiku-writes", "sonnet-writes"]

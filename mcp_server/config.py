@@ -31,6 +31,7 @@ from pydantic import (
 
 from mcp_server.errors import HybridError
 from mcp_server.keys import API_KEY_VARIABLES, api_key_from, received  # noqa: F401 (re-exported)
+from mcp_server.profiles import default_profile, profiles, routing
 
 
 class ConfigError(HybridError):
@@ -170,14 +171,24 @@ class MonitorRejectBelow(_Strict):
 
 
 BaselineKey = Literal["P1", "P2", "P3", "P4", "P5", "P6", "P7", "other"]
+# `monitor.baseline` (one phase -> model map, over the roles' models) was replaced by the named
+# `monitor.baselines`. A project that still sets it keeps its comparison: it is read as a baseline
+# of this name, over the shipped one that equals the old default, and made the primary.
+OLD_BASELINE_NAME = "configured"
+_OLD_BASELINE_DEFAULT = "haiku-writes"  # the roles' models (agents/*.md), the old `baseline` default
+
+
+def _model_id_problem(model: Any) -> bool:
+    return not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model)
 
 
 class MonitorSettings(_Strict):
-    """hybrid-monitor: verdict thresholds and the Claude-only baseline (data/thresholds.yaml)."""
+    """hybrid-monitor: verdict thresholds and the Claude-only baselines (data/thresholds.yaml)."""
 
     thresholds: MonitorThresholds
     reject_below: MonitorRejectBelow
-    baseline: dict[BaselineKey, str]  # phase -> the Claude model that would have done it
+    baselines: dict[str, dict[BaselineKey, str]]  # name -> phase -> the Claude model that would have done it
+    primary_baseline: str  # the baseline the verdict is taken against
     run_gap_hours: float = Field(gt=0)
 
     @model_validator(mode="before")
@@ -188,14 +199,51 @@ class MonitorSettings(_Strict):
             value = {}
         if not isinstance(value, dict):
             return value  # pydantic reports the wrong type by name
-        return _deep_merge(load_data_yaml("thresholds.yaml"), value)
+        shipped = load_data_yaml("thresholds.yaml")
+        if "baseline" in value:
+            value = dict(value)
+            old = value.pop("baseline")
+            if not isinstance(old, dict):
+                raise ValueError("baseline is now monitor.baselines.<name> (phase -> model) with "
+                                 "monitor.primary_baseline: <name> (docs/monitor.md#baselines)")
+            value["baselines"] = {**(value.get("baselines") or {}),
+                                  OLD_BASELINE_NAME: {**shipped["baselines"][_OLD_BASELINE_DEFAULT], **old}}
+            value.setdefault("primary_baseline", OLD_BASELINE_NAME)
+        return _deep_merge(shipped, value)
 
     @model_validator(mode="after")
     def _baseline_models(self) -> "MonitorSettings":
-        for key, model in self.baseline.items():
-            if not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model):
-                raise ValueError(f"baseline.{key} must be one model id, e.g. claude-sonnet-5-5")
+        for name, mapping in self.baselines.items():
+            if not _BASELINE_NAME.match(name):
+                raise ValueError(f"baselines: name {name[:40]!r} must be lower-case letters, digits, '-', '_' or '.'")
+            for key, model in mapping.items():
+                if _model_id_problem(model):
+                    raise ValueError(f"baselines.{name}.{key} must be one model id, e.g. claude-sonnet-5-5")
+            if "other" not in mapping:
+                raise ValueError(f"baselines.{name} needs `other`: the model for the phases it does not name")
+        if self.primary_baseline not in self.baselines:
+            raise ValueError(f"primary_baseline {self.primary_baseline[:40]!r} is not one of monitor.baselines: "
+                             f"{', '.join(sorted(self.baselines))}")
         return self
+
+    @property
+    def baseline(self) -> dict[str, str]:
+        """The primary baseline's phase -> model map: what the single `monitor.baseline` was, for
+        readers written before named baselines (read only: set monitor.baselines instead)."""
+        return dict(self.baselines[self.primary_baseline])
+
+    @property
+    def baseline_names(self) -> list[str]:
+        """Every baseline's name, the primary first (the order the reports show them in)."""
+        return [self.primary_baseline, *(name for name in self.baselines if name != self.primary_baseline)]
+
+    def baseline_model(self, phase: str | None, baseline: str | None = None) -> str:
+        """The Claude model that would have done ``phase``'s work in ``baseline`` (default: the
+        primary). THE place to ask "which Claude model would the team use for P3": the report,
+        telemetry and a Claude-only pilot take it from here. A phase the baseline does not name
+        (or None) takes its ``other``."""
+        models = self.baselines[baseline or self.primary_baseline]
+        return models.get(phase) or models["other"]  # type: ignore[call-overload]
 
 
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -231,7 +279,8 @@ class TelemetrySettings(_Strict):
     interval_s: float = Field(default=60, ge=1)
     timeout_s: float = Field(default=5, gt=0, le=60)
     settle_s: float = Field(default=120, ge=0)
-    # baseline name -> phase -> Claude model, over monitor.baseline; {} is monitor.baseline itself
+    # extra baselines sent (name -> phase -> Claude model), over the primary of monitor.baselines;
+    # every baseline of monitor.baselines is sent as well
     baselines: dict[str, dict[BaselineKey, str]] = Field(default_factory=dict)
 
     @field_validator("endpoint", mode="before")
@@ -262,7 +311,7 @@ class TelemetrySettings(_Strict):
             if not _BASELINE_NAME.match(name):
                 raise ValueError(f"baseline name {name[:40]!r} must be lower-case letters, digits, '-', '_' or '.'")
             for key, model in mapping.items():
-                if not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model):
+                if _model_id_problem(model):
                     raise ValueError(f"{name}.{key} must be one model id, e.g. claude-sonnet-5-5")
         return value
 
@@ -273,7 +322,8 @@ class TelemetrySettings(_Strict):
 
 class Settings(_Strict):
     glm: GlmSettings
-    models: ModelRouting
+    profile: str = Field(default_factory=default_profile)  # data/profiles.yaml: the tools' models
+    models: ModelRouting  # the profile's models, with the project's `models:` winning tool by tool
     stories: StorySettings
     context: ContextSettings
     tests: TestSettings
@@ -288,6 +338,27 @@ class Settings(_Strict):
     # Filled from the environment only, never from a file.
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     project_root: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_routes_the_tools(cls, value: Any) -> Any:
+        """``models`` = the profile's routing, each tool the project names under ``models:`` kept."""
+        if not isinstance(value, dict):
+            return value
+        profile = value.get("profile") or default_profile()
+        models = value.get("models") or {}
+        if not isinstance(models, dict):
+            return value  # pydantic names the wrong type
+        # an unknown profile: the field validator names it; route by the default meanwhile, so
+        # that it is the only problem reported
+        known = profile if isinstance(profile, str) and profile in profiles() else default_profile()
+        return {**value, "profile": profile, "models": routing(known, models)}
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        routing(value)  # raises ValueError naming the known profiles
+        return value
 
 
 # Environment variable -> dotted setting. The key variables are handled apart.

@@ -19,16 +19,11 @@ CLAUDE_PHASES = ("P2", "P3", "P4", "P7")
 FAMILIES = ("haiku", "sonnet", "opus")
 
 
-def primary_baseline(settings: Settings) -> dict[str, str]:
-    """The primary Claude-only baseline: phase -> Claude model. The one place that reads it
-    (``monitor.baseline`` today; the primary of ``monitor.baselines`` once that lands)."""
-    return dict(settings.monitor.baseline)
-
-
 def claude_models(settings: Settings) -> dict[str, str]:
-    """engine=claude: the model of each code-writing phase, as configured or the baseline's."""
-    baseline = primary_baseline(settings)
-    return {phase: settings.engine.claude_models.get(phase) or baseline[phase] for phase in CLAUDE_PHASES}
+    """engine=claude: the model of each code-writing phase, as configured, else the primary
+    baseline's (``monitor.primary_baseline``), so the measured run is the one the estimate prices."""
+    return {phase: settings.engine.claude_models.get(phase) or settings.monitor.baseline_model(phase)
+            for phase in CLAUDE_PHASES}
 
 
 def family(model: str) -> str:

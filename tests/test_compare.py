@@ -19,10 +19,10 @@ Side B (the scripted run): total 481,225 (Claude 230,075, GLM 251,150); 01.2 187
                  total uncached 80,000, reads 223,000, writes 9,000, output 14,400
   GLM tokens:    01.2 4 requests, uncached 65,000, cached 25,000, output 37,000
                  01.3 4 requests, uncached 135,000, cached 40,000, output 28,000
-  Estimated Claude-only (tests/test_monitor.py): baseline "report" (Haiku for the code phases)
-  344,025 (01.2 98,925, 01.3 213,500); "sonnet-writes" 1,286,575 (01.2 73,675 + 502,500 = 576,175,
+  Estimated Claude-only (tests/test_monitor.py): "haiku-writes" (Haiku for the code phases)
+  344,025 (01.2 98,925, 01.3 213,500); "sonnet-writes" (the primary) 1,286,575 (01.2 73,675 + 502,500 = 576,175,
   01.3 124,800 + 554,000 = 678,800).
-The estimate against A's measured 190,850: report +153,175 (+80.26%), sonnet-writes +1,095,725
+The estimate against A's measured 190,850: haiku-writes +153,175 (+80.26%), sonnet-writes +1,095,725
 (+574.13%); 01.2 against 87,525: +11,400 (+13.02%) and +488,650 (+558.30%); 01.3: +125,975
 (+143.93%) and +591,275 (+675.55%).
 Time: A 01.2 10:00-11:04 3,840 s, 01.3 10:00-11:10 4,200 s, wall 4,200 s; B 01.2 10:00-10:58
@@ -159,9 +159,9 @@ def test_the_estimate_next_to_the_measured_claude_only_cost(capsys, sides):
     assert estimate["hybrid_side"] == "B" and estimate["missing"] is None
     rows = {(row["baseline"], row["story"]): (row["estimated_usd"], row["measured_usd"], row["off_usd"], row["off_pct"]) for row in estimate["rows"]}
     assert rows == {
-        ("report", None): (0.344025, 0.19085, 0.153175, 80.26),
-        ("report", "01.2"): (0.098925, 0.087525, 0.0114, 13.02),
-        ("report", "01.3"): (0.2135, 0.087525, 0.125975, 143.93),
+        ("haiku-writes", None): (0.344025, 0.19085, 0.153175, 80.26),
+        ("haiku-writes", "01.2"): (0.098925, 0.087525, 0.0114, 13.02),
+        ("haiku-writes", "01.3"): (0.2135, 0.087525, 0.125975, 143.93),
         ("sonnet-writes", None): (1.286575, 0.19085, 1.095725, 574.13),
         ("sonnet-writes", "01.2"): (0.576175, 0.087525, 0.48865, 558.3),
         ("sonnet-writes", "01.3"): (0.6788, 0.087525, 0.591275, 675.55),
@@ -181,7 +181,8 @@ def test_markdown_shows_both_sides_and_the_estimate(capsys, sides):
     assert "_simulated_" in out
     assert "| measured cost | $0.1909 | $0.4812 | +$0.2904 | ×2.52 |" in out
     assert "| Claude output | 51,500 | 14,400 | -37,100 | ×0.28 |" in out
-    assert "| **total** | report | $0.3440 | $0.1909 | +$0.1532 | +80.3% |" in out
+    assert "| **total** | sonnet-writes | $1.2866 | $0.1909 | +$1.0957 | +574.1% |" in out
+    assert "| **total** | haiku-writes | $0.3440 | $0.1909 | +$0.1532 | +80.3% |" in out
     assert "Claude only (no GLM request)" in out and "hybrid (8 GLM requests)" in out
     assert "### 01.3 Permissions" in out
 

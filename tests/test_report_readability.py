@@ -30,14 +30,22 @@ def test_markdown_and_dashboard_show_every_figure_alike(capsys, tmp_path):
     text = data["headline"]["text"]
     head = "\n".join(markdown.splitlines()[:12])
     assert f"Total Cost: {text['total']} (Claude {text['claude']} + GLM {text['glm']})" in head
-    assert f"vs Claude-Only: {text['baseline']}¹" in head and f"Savings: {text['savings']} ({text['savings_pct']})" in head
+    # every baseline side by side, the primary first and alike in both
+    assert f"vs Claude-Only: {text['baseline']} with sonnet-writes (primary)¹" in head
+    assert f"Savings: {text['savings']} ({text['savings_pct']}) vs sonnet-writes" in head
+    for name, base, savings, pct in text["baselines"]:
+        assert f"{base} with {name}" in head and f"{savings} ({pct}) vs {name}" in head
+    assert f"Claude Tokens Avoided: {text['avoided']}" in head
     assert f"AC Pass Rate: {text['ac']}" in head and f"Test Coverage: {text['coverage']} avg" in head
     stories = data["stories"]
     for i, story in enumerate(stories["id"]):
-        [row] = [line for line in markdown.splitlines() if line.startswith(f"| {story} |")]
+        [row, against] = [line for line in markdown.splitlines() if line.startswith(f"| {story} |")]
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         assert cells[3:6] == [stories["cost_text"][i], stories["base_text"][i], stories["savings_text"][i]], row
         assert cells[6].startswith(stories["ac_pct_text"][i]) and cells[7].startswith(stories["cov_text"][i]), row
+        # the Claude tokens avoided: input / cache read / output in the dashboard, a column each in Markdown
+        avoided = [cell.strip() for cell in against.split("|")[1:-1]][3:]
+        assert " / ".join([avoided[0], avoided[1], avoided[3]]) == stories["avoided_text"][i], against
 
 
 def test_the_dashboard_cards_show_those_texts(capsys, tmp_path):

@@ -175,15 +175,15 @@ def test_run_start_records_the_run_and_prints_the_workflows_args(capsys, project
     assert (code, err) == (0, "")
     run_line, args_line = out.splitlines()
     started = json.loads(args_line.removeprefix("workflow args: "))
-    # engine.claude_models is not set: each phase takes the primary baseline's model (monitor.baseline: haiku today)
-    assert started == {"run": run_line.split()[1], "engine": "claude", "models": {p: "haiku" for p in ("P2", "P3", "P4", "P7")}}
+    # engine.claude_models is not set: each phase takes the primary baseline's model (sonnet-writes: Sonnet writes the code)
+    assert started == {"run": run_line.split()[1], "engine": "claude", "models": {p: "sonnet" for p in ("P2", "P3", "P4", "P7")}}
     assert run_line == f"run: {started['run']} engine=claude"
     with sqlite3.connect(project / ".claude" / "hybrid" / "usage.db") as db:
         assert db.execute("SELECT id, engine, stories, session_id FROM run").fetchall() == [(started["run"], "claude", "01.2", "s-main")]
     (project / ".claude" / "hybrid.yaml").write_text("engine:\n  claude_models: {P3: claude-sonnet-5-5, P7: opus}\n")
     code, out, _ = hybrid(capsys, "run-start", "--project", str(project), "01.2", "engine=claude")
     assert json.loads(out.splitlines()[1].removeprefix("workflow args: "))["models"] == {
-        "P2": "haiku", "P3": "sonnet", "P4": "haiku", "P7": "opus"}
+        "P2": "sonnet", "P3": "sonnet", "P4": "sonnet", "P7": "opus"}
     code, out, _ = hybrid(capsys, "run-start", "--project", str(project), "01.2")
     assert json.loads(out.splitlines()[1].removeprefix("workflow args: ")) == {"run": out.split()[1], "engine": "hybrid"}
 
@@ -322,7 +322,7 @@ def test_a_resumed_session_continues_the_stories_run_with_its_engine(capsys, pro
     assert (code, err) == (0, "")
     plan = json.loads(out)
     assert (plan["stories"], plan["run"], plan["engine"]) == (["01.2"], "20261202-100100-aaaa", "claude")
-    assert plan["models"] == {p: "haiku" for p in ("P2", "P3", "P4", "P7")}
+    assert plan["models"] == {p: "sonnet" for p in ("P2", "P3", "P4", "P7")}
     ledger = Ledger(project / ".claude" / "hybrid" / "usage.db")
     ledger.record_message(row("resume-main", 30, session="s2"))  # the resuming orchestrator's turn
     assert run_ids(project / ".claude" / "hybrid" / "usage.db") == {"resume-main": "20261202-100100-aaaa"}
@@ -342,12 +342,12 @@ def test_resuming_stories_that_were_never_in_a_run_starts_a_hybrid_one(capsys, p
 
 def test_claude_models_default_to_the_primary_baselines_model_per_phase(project):
     from mcp_server.config import load_settings
-    from mcp_server.engine import agent_models, claude_models, primary_baseline
+    from mcp_server.engine import agent_models, claude_models
 
     (project / ".claude").mkdir(exist_ok=True)
     (project / ".claude" / "hybrid.yaml").write_text(
         "monitor:\n  baseline: {P2: claude-sonnet-5-5, P7: claude-opus-5-5}\nengine:\n  claude_models: {P7: haiku}\n")
     settings = load_settings(project)
-    assert primary_baseline(settings)["P2"] == "claude-sonnet-5-5"
+    assert settings.monitor.baseline_model("P2") == "claude-sonnet-5-5"
     assert claude_models(settings) == {"P2": "claude-sonnet-5-5", "P3": "claude-haiku-5-5", "P4": "claude-haiku-5-5", "P7": "haiku"}
     assert agent_models(settings) == {"P2": "sonnet", "P3": "haiku", "P4": "haiku", "P7": "haiku"}

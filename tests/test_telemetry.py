@@ -87,7 +87,7 @@ def test_what_the_collector_gets(tmp_path, prices):
 
     # baselines: Claude's own rows cost the same; GLM's at each baseline's Claude model
     baseline = received.summed("hybrid.cost.baseline", "baseline", "provider")
-    assert baseline[("report", "anthropic")] == baseline[("sonnet-writes", "anthropic")] == sum(
+    assert baseline[("haiku-writes", "anthropic")] == baseline[("sonnet-writes", "anthropic")] == sum(
         v for (m,), v in cost.items() if m.startswith("claude"))
     glm_implement = rows[4]
     as_sonnet = prices.cost("claude-sonnet-5-5", TokenCounts(glm_implement.prompt_tokens, glm_implement.cached_tokens,

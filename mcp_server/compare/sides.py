@@ -210,15 +210,9 @@ class Side:
 
 
 def named_baselines(settings: Settings) -> list[tuple[str, dict[str, str]]]:
-    """The baselines a hybrid side's estimate is shown under: `report` (monitor.baseline, what
-    `hybrid report` compares with) and each named one of `telemetry.baselines`, over it."""
-    base = dict(settings.monitor.baseline)
-    named = [("report", base)]
-    for name, overlay in settings.telemetry.baselines.items():
-        mapping = {**base, **overlay}
-        if name != "report" and all(mapping != known for _, known in named):
-            named.append((name, mapping))
-    return named
+    """The baselines a hybrid side's estimate is shown under: every one of `monitor.baselines`,
+    the primary (the one `hybrid report`'s verdict is taken against) first."""
+    return [(name, dict(settings.monitor.baselines[name])) for name in settings.monitor.baseline_names]
 
 
 def load_side(
@@ -236,16 +230,12 @@ def load_side(
     except MonitorInputError as error:
         raise CompareInputError(f"{spec.name} ({spec.path}): {error}") from None
     report = build_report(data, prices, settings.monitor)
-    estimates = []
-    for name, mapping in baselines:
-        other = report if dict(mapping) == dict(settings.monitor.baseline) else build_report(
-            data, prices, settings.monitor.model_copy(update={"baseline": dict(mapping)})
-        )
-        estimates.append(Estimate(
-            name, dict(mapping), other.total.baseline,
-            {row.story: row.money.baseline for row in other.story_rows},
-            complete=other.total.compared == other.total.total and not other.total.unpriced,
-        ))
+    complete = report.total.compared == report.total.total and not report.total.unpriced
+    estimates = [  # every report prices each baseline of monitor.baselines, in this order
+        Estimate(name, dict(mapping), report.total.baseline_at(index),
+                 {row.story: row.money.baseline_at(index) for row in report.story_rows}, complete=complete)
+        for index, (name, mapping) in enumerate(baselines)
+    ]
     rounds = {row.story: facts.recorded_fix_rounds[row.story] if row.story in facts.recorded_fix_rounds
               else fix_rounds(data.inputs[row.story].data, facts.code_requests.get(row.story, 0)) for row in report.story_rows}
     return Side(spec, report, estimates, rounds, facts.engine)

@@ -16,7 +16,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from mcp_server.monitor.money import CLAUDE, GLM, PHASES, cell_usd, money_text, savings_cell
+from mcp_server.monitor.money import CLAUDE, GLM, PHASES, Money, avoided_text, cell_usd, money_text, savings_cell
 from mcp_server.monitor.render_scorecard import COLUMNS as MODEL_COLUMNS, cells as model_cells
 from mcp_server.monitor.report import Report
 from mcp_server.monitor.rows import NO_PHASE, ORCHESTRATION
@@ -38,6 +38,14 @@ def _num(value: Decimal | float | None, digits: int = 6) -> float | None:
 def _script_safe(text: str) -> str:
     """JSON that cannot end its <script> element early."""
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _avoided_cell(money: Money) -> str:
+    """Claude tokens avoided in a story, as the story table shows them: in / cache read / out."""
+    if not money.has_data:
+        return "no data"
+    avoided = money.avoided
+    return f"{avoided['input']:,} / {avoided['cache_read']:,} / {avoided['output']:,}"
 
 
 def dashboard_data(report: Report) -> dict[str, Any]:
@@ -65,6 +73,13 @@ def dashboard_data(report: Report) -> dict[str, Any]:
             "savings_pct": pct_text(total.savings_pct) if total.has_data else None,
             "ac": pct_text(q["ac_pass_rate"]),
             "coverage": pct_text(q["coverage_avg"]),
+            # every baseline, the primary first: [name, Claude-only, savings, savings %]
+            "baselines": [
+                [name, money_text(total.baseline_at(i)), money_text(total.savings_at(i)), pct_text(total.savings_pct_at(i))]
+                for i, name in enumerate(report.baseline_names)
+            ] if total.has_data else [],
+            "avoided": avoided_text(total),
+            "avoided_total": f"{sum(total.avoided.values()):,}" if total.has_data else None,
         },
         "wall": t.get("wall_clock_s"),
         "story_sum": t.get("story_sum_s"),
@@ -91,6 +106,7 @@ def dashboard_data(report: Report) -> dict[str, Any]:
         "cost_text": [cell_usd(r.money.total, r.money.has_data, r.money.unpriced) for r in rows],
         "base_text": [cell_usd(r.money.baseline, r.money.has_data) for r in rows],
         "savings_text": [savings_cell(r.money) for r in rows],
+        "avoided_text": [_avoided_cell(r.money) for r in rows],
         "ac_pct_text": [pct_text(r.ac.pct) if r.ac else None for r in rows],
         "cov_text": [pct_text(r.coverage.percent) if r.coverage else None for r in rows],
     }
@@ -127,7 +143,8 @@ def dashboard_data(report: Report) -> dict[str, Any]:
             "until": report.until,
         },
         "headline": headline,
-        "checks": [[c.outcome, c.text] for c in report.checks],
+        "checks": [[c.outcome, c.text + (f"; to change it: {c.fix}" if c.fix else "")] for c in report.checks],
+        "primary_baseline": report.primary_baseline,
         "warnings": report.warnings,
         "footnote": report.footnote,
         "thresholds": report.thresholds["thresholds"],

@@ -15,6 +15,7 @@ def _seconds(value: float | None) -> float | None:
 
 
 def to_json(report: Report) -> dict[str, Any]:
+    names = report.baseline_names  # every cost's "baselines", by name; "claude_only_usd" is the primary's
     return {
         "note": report.note,
         "generated_at": report.generated_at,
@@ -24,9 +25,11 @@ def to_json(report: Report) -> dict[str, Any]:
         "until": report.until,
         "verdict": report.verdict,
         "verdict_line": report.verdict_line,
-        "checks": [{"name": c.name, "outcome": c.outcome, "text": c.text} for c in report.checks],
-        "totals": report.total.as_dict(),
-        "orchestration": report.orchestration.as_dict(),
+        "checks": [{"name": c.name, "outcome": c.outcome, "text": c.text, "fix": c.fix} for c in report.checks],
+        "primary_baseline": report.primary_baseline,  # the verdict's savings are taken against it
+        "baselines": report.baselines,  # name -> phase -> Claude model, the primary first
+        "totals": report.total.as_dict(names),
+        "orchestration": report.orchestration.as_dict(names),
         "unattributed": report.unattributed,
         "quality": report.quality,
         "time": report.time,
@@ -34,7 +37,7 @@ def to_json(report: Report) -> dict[str, Any]:
             {
                 "story": row.story,
                 "title": row.title,
-                "cost": row.money.as_dict(),
+                "cost": row.money.as_dict(names),
                 "ac": None if row.ac is None else {
                     "passed": row.ac.passed, "failed": row.ac.failed, "judged": row.ac.total,
                     "unjudged": row.ac.unjudged, "pct": rounded(row.ac.pct), "failed_ids": list(row.ac.failed_ids),
@@ -55,8 +58,11 @@ def to_json(report: Report) -> dict[str, Any]:
         "per_phase": [
             {
                 "phase": row.phase,
-                "cost": row.money.as_dict(),
-                "baseline_model": row.baseline_model,
+                "cost": row.money.as_dict(names),
+                "baseline_model": row.baseline_model,  # the primary baseline's
+                "baseline_models": {
+                    name: models.get(row.phase) or models["other"] for name, models in report.baselines.items()
+                } if row.baseline_model else None,
                 "seconds_total": _seconds(row.total_seconds),
                 "seconds_mean": _seconds(row.mean_seconds),
                 "stories_timed": len(row.seconds),
@@ -67,7 +73,7 @@ def to_json(report: Report) -> dict[str, Any]:
             {
                 "provider": row.provider,
                 "model": row.model,
-                "cost": row.money.as_dict(),
+                "cost": row.money.as_dict(names),
                 "calls_above_first_tier": row.tier_calls,
                 "price_source": row.source,
                 "price_date": row.date,
@@ -80,7 +86,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 "start": run.start,
                 "end": run.end,
                 "stories": len(run.stories),
-                "cost": run.money.as_dict(),
+                "cost": run.money.as_dict(names),
                 "cost_per_story_usd": usd(run.cost_per_story),
             }
             for run in report.runs
@@ -88,7 +94,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "warnings": report.warnings,
         "totals_are_lower_bounds": report.lower_bound,  # usage missing from the transcripts (see the warnings)
         "footnote": report.footnote,
-        "settings": {**report.thresholds, "baseline": report.baseline},
+        "settings": {**report.thresholds, "primary_baseline": report.primary_baseline, "baselines": report.baselines},
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from mcp_server.monitor.money import CLAUDE, GLM, Money, cell_usd, money_text, savings_cell
+from mcp_server.monitor.money import CLAUDE, GLM, Money, avoided_text, cell_usd, money_text, savings_at_cell, savings_cell
 from mcp_server.monitor.report import Report
 from mcp_server.monitor.rows import ORCHESTRATION, StoryRow
 from mcp_server.monitor.wording import pct_text, stories
@@ -14,6 +14,12 @@ NO_DATA = "no data"
 HEADLINE_STORIES = 20
 BREAK = "  "  # a Markdown hard line break, so the headline keeps one figure per line
 MARKS = {"pass": "✓", "fail": "✗", "reject": "✗ hard gate:", "missing": "?"}
+SIDE_BY_SIDE = " · "
+
+
+def _baseline_label(report: Report, index: int) -> str:
+    name = report.baseline_names[index]
+    return f"with {name} (primary)" if index == 0 else f"with {name}"
 
 
 def duration(seconds: float | None) -> str:
@@ -40,8 +46,14 @@ def headline(report: Report) -> list[str]:
     if total.has_data:
         at_least = "≥ " if report.lower_bound else ""  # usage missing from the transcripts: see the warnings
         cost = f"Total Cost: {at_least}{money_text(total.total)} (Claude {at_least}{money_text(total.claude)} + GLM {money_text(total.glm)})"
-        base = f"vs Claude-Only: {money_text(total.baseline)}¹"
-        savings = f"Savings: {money_text(total.savings)} ({pct_text(total.savings_pct)})"
+        base = "vs Claude-Only: " + SIDE_BY_SIDE.join(
+            f"{money_text(total.baseline_at(i))} {_baseline_label(report, i)}" + ("¹" if i == 0 else "")
+            for i in range(len(report.baseline_names))
+        )
+        savings = "Savings: " + SIDE_BY_SIDE.join(
+            f"{money_text(total.savings_at(i))} ({pct_text(total.savings_pct_at(i))}) vs {report.baseline_names[i]}"
+            for i in range(len(report.baseline_names))
+        )
     else:
         cost, base, savings = f"Total Cost: {NO_DATA}", f"vs Claude-Only: {NO_DATA}¹", f"Savings: {NO_DATA}"
     if total.unpriced:
@@ -64,7 +76,8 @@ def headline(report: Report) -> list[str]:
         f"Stories: {_stories_line(report.stories)}{BREAK}",
         f"{cost}{BREAK}",
         f"{base}{BREAK}",
-        savings,
+        f"{savings}{BREAK}",
+        f"Claude Tokens Avoided: {avoided_text(total)}",
         "",
         "Quality:",
         f"- {ac}",
@@ -74,7 +87,7 @@ def headline(report: Report) -> list[str]:
         report.verdict_line,
         "",
         "Reasons:",
-        *(f"- {MARKS[check.outcome]} {check.text}" for check in report.checks),
+        *(f"- {MARKS[check.outcome]} {check.text}" + (f"; to change it: {check.fix}" if check.fix else "") for check in report.checks),
     ]
 
 
@@ -131,8 +144,30 @@ def story_table(report: Report) -> list[str]:
     return ["## Stories", "", *_table(header, rows, "lrrrrrrrrrr")]
 
 
+def _against_each_cells(name: str, money: Money, count: int) -> list[str]:
+    avoided = money.avoided
+    cells = [name, *(savings_at_cell(money, i) for i in range(count))]
+    if not money.has_data:
+        return cells + [NO_DATA] * 5
+    return cells + [f"{avoided[kind]:,}" for kind in ("input", "cache_read", "cache_write", "output")] + [f"{sum(avoided.values()):,}"]
+
+
+def baselines_table(report: Report) -> list[str]:
+    """Per story: the savings against every baseline, and the Claude tokens avoided by kind."""
+    names = report.baseline_names
+    header = ["story", *(f"savings vs {name}" + (" (primary)" if i == 0 else "") for i, name in enumerate(names)),
+              "Claude tokens avoided: input", "cache read", "cache write", "output", "total"]
+    rows = [_against_each_cells(row.story, row.money, len(names)) for row in report.story_rows]
+    if report.orchestration.has_data:
+        rows.append(_against_each_cells(ORCHESTRATION, report.orchestration, len(names)))
+    rows.append(_against_each_cells("**total**", report.total, len(names)))
+    return ["## Against each baseline", "",
+            "Savings against every Claude-only baseline, and the Claude tokens the hybrid did not spend (docs/cost-method.md).",
+            "", *_table(header, rows, "l" + "r" * (len(names) + 5))]
+
+
 def phase_table(report: Report) -> list[str]:
-    header = ["phase", "Claude tokens in / cached / out", "GLM tokens in / cached / out", "Claude", "GLM", "Claude-only", "baseline model", "time (sum)", "time (mean)"]
+    header = ["phase", "Claude tokens in / cached / out", "GLM tokens in / cached / out", "Claude", "GLM", "Claude-only", "primary baseline's model", "time (sum)", "time (mean)"]
     rows = []
     for row in report.phase_rows:
         m = row.money
@@ -189,7 +224,7 @@ def runs_section(report: Report) -> list[str]:
 
 def render_markdown(report: Report) -> str:
     lines = headline(report)
-    for section in (story_table, phase_table, model_table, time_section, runs_section):
+    for section in (story_table, baselines_table, phase_table, model_table, time_section, runs_section):
         part = section(report)
         if part:
             lines += ["", *part]

@@ -51,7 +51,8 @@ class Report:
     warnings: list[str]
     footnote: str
     thresholds: dict[str, Any]
-    baseline: dict[str, str]
+    baseline: dict[str, str]  # the primary baseline's phase -> model
+    baselines: dict[str, dict[str, str]]  # every baseline, the primary first
     unattributed: dict[str, Any]
     price_dates: tuple[str, str] | None
     baseline_is_default: bool = True
@@ -63,6 +64,15 @@ class Report:
     def verdict_line(self) -> str:
         return VERDICT_LINES[self.verdict]
 
+    @property
+    def baseline_names(self) -> list[str]:
+        """The baselines' names in the order of every Money's ``baselines``: the primary first."""
+        return list(self.baselines)
+
+    @property
+    def primary_baseline(self) -> str:
+        return self.baseline_names[0]
+
 
 def build_report(
     inp: MonitorInput,
@@ -70,8 +80,11 @@ def build_report(
     monitor: MonitorSettings,
     *,
     generated_at: datetime | None = None,
+    profile: str | None = None,
 ) -> Report:
-    pricer = Pricer(prices, monitor.baseline)
+    """``profile``: the project's profile, named by the savings check's advice when it fails."""
+    baselines = {name: dict(monitor.baselines[name]) for name in monitor.baseline_names}
+    pricer = Pricer(prices, baselines)
     costs = [pricer.price(group) for group in inp.groups]
     sums = sum_groups(inp.groups, costs, pricer, prices)
     stories = story_rows(inp, sums.per_story)
@@ -86,7 +99,7 @@ def build_report(
         )
     warnings += inp.agent_gaps
     extra_checks = data_checks(inp, stories, total, warnings)
-    checks = verdict_checks(stories, total, monitor, extra_checks)
+    checks = verdict_checks(stories, total, monitor, extra_checks, profile=profile)
     window = inp.unattributed_window
     others_in_window = sorted(
         {g.story for g in inp.other_groups if window and g.last_ts >= window[0] and g.first_ts <= window[1]}
@@ -101,7 +114,10 @@ def build_report(
     }
     dates = sorted({row.date for row in sums.models.values() if row.date})
     price_dates = (dates[0], dates[-1]) if dates else None
-    baseline_is_default = dict(monitor.baseline) == dict(MonitorSettings.model_validate({}).baseline)
+    shipped = MonitorSettings.model_validate({})
+    baseline_is_default = monitor.primary_baseline == shipped.primary_baseline and baselines == {
+        name: dict(shipped.baselines[name]) for name in shipped.baseline_names
+    }
     return Report(
         generated_at=(generated_at or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         project=str(inp.root),
@@ -121,13 +137,15 @@ def build_report(
         checks=checks,
         warnings=warnings,
         footnote=footnote(
-            total, orchestration, phases, unattributed, baseline_is_default=baseline_is_default, price_dates=price_dates
+            total, orchestration, phases, unattributed, baseline_is_default=baseline_is_default, price_dates=price_dates,
+            baselines=baselines,
         ),
         thresholds={
             "thresholds": monitor.thresholds.model_dump(),
             "reject_below": monitor.reject_below.model_dump(),
         },
-        baseline=dict(monitor.baseline),
+        baseline=baselines[monitor.primary_baseline],
+        baselines=baselines,
         unattributed=unattributed,
         price_dates=price_dates,
         baseline_is_default=baseline_is_default,

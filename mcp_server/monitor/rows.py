@@ -129,10 +129,13 @@ class Sums:
 
 
 def sum_groups(groups: Sequence[UsageGroup], costs: Sequence[Cost], pricer: Pricer, prices: PriceTable) -> Sums:
+    """Each group is added twice: to its story's (or the orchestration's) Money and to its (phase,
+    provider, model) cell; the phase and model rows are merged from the few cells, and the total
+    from the stories and the orchestration, so the per-group work stays small at a million rows."""
     sums = Sums()
-    first_tier = 0
+    cells: dict[tuple[str, str, str], Money] = {}
+    tier_calls: dict[tuple[str, str], int] = {}
     for group, (cost, baseline) in zip(groups, costs):
-        sums.total.add(group, cost, baseline)
         if group.story is None:
             sums.orchestration.add(group, cost, baseline)
             phase_key = ORCHESTRATION
@@ -142,16 +145,25 @@ def sum_groups(groups: Sequence[UsageGroup], costs: Sequence[Cost], pricer: Pric
                 money = sums.per_story[group.story] = Money()
             money.add(group, cost, baseline)
             phase_key = group.phase if group.phase in PHASES else NO_PHASE
+        key = (phase_key, group.provider, group.model)
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = Money()
+        cell.add(group, cost, baseline)
+        if group.bucket > 0:  # above the first price threshold
+            model_key = (group.provider, group.model)
+            tier_calls[model_key] = tier_calls.get(model_key, 0) + group.calls
+    for money in (*sums.per_story.values(), sums.orchestration):  # the total is its parts
+        sums.total.merge(money)
+    for (phase_key, provider, model), cell in cells.items():
         phase_row = sums.phases[phase_key]
-        phase_row.money.add(group, cost, baseline)
-        if side(group.provider) == GLM and phase_key != ORCHESTRATION:
-            phase_row.baseline_model = pricer.baseline_model(group.phase if group.phase in PHASES else None)
-        model_row = sums.models.get((group.provider, group.model))
+        phase_row.money.merge(cell)
+        if phase_row.baseline_model is None and side(provider) == GLM and phase_key != ORCHESTRATION:
+            phase_row.baseline_model = pricer.baseline_model(phase_key if phase_key in PHASES else None)
+        model_row = sums.models.get((provider, model))
         if model_row is None:
-            model_row = sums.models[(group.provider, group.model)] = ModelRow(group.provider, group.model)
-        model_row.money.add(group, cost, baseline)
-        if group.bucket > first_tier:
-            model_row.tier_calls += group.calls
+            model_row = sums.models[(provider, model)] = ModelRow(provider, model, tier_calls=tier_calls.get((provider, model), 0))
+        model_row.money.merge(cell)
     for row in sums.models.values():
         price = prices.lookup(row.model)
         if price is not None:
@@ -173,13 +185,14 @@ def story_rows(inp: MonitorInput, per_story: Mapping[str, Money]) -> list[StoryR
         item: StoryInput = inp.inputs[story]
         data = item.data or {}
         phases = data.get("phases") or {}
-        starts = [parse_time(p.get("started_at")) for p in phases.values()]
-        ends = [parse_time(p.get("finished_at")) for p in phases.values()]
-        starts, ends = [s for s in starts if s], [e for e in ends if e]
+        # each phase's times parsed once: the story's span and the phase times both use them
+        times = {name: (parse_time(p.get("started_at")), parse_time(p.get("finished_at"))) for name, p in phases.items()}
+        starts = [begin for begin, _ in times.values() if begin]
+        ends = [end for _, end in times.values() if end]
         phase_seconds = {}
         for name in PHASES:
             phase = phases.get(name) or {}
-            begin, end = parse_time(phase.get("started_at")), parse_time(phase.get("finished_at"))
+            begin, end = times.get(name, (None, None))
             earlier = phase.get("earlier_seconds")  # the phase's earlier rounds
             if begin and end and end >= begin:
                 phase_seconds[name] = (end - begin).total_seconds() + (earlier or 0)

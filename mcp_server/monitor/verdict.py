@@ -27,6 +27,40 @@ class Check:
     name: str  # ac_pass_rate | coverage | quality | savings | data
     outcome: str  # pass | fail | reject | missing
     text: str
+    fix: str | None = None  # a failed or missed check: the setting (or step) that would change it, one line
+
+
+RESUME = "/hybrid:resume <story>"
+# What would change each failed or missed check (the savings check words its own: see _savings_fix).
+FIXES = {
+    ("ac_pass_rate", "reject"): f"fix the failed ACs and run QA again ({RESUME}); a stronger GLM model: `profile: quality`; the gate: `monitor.reject_below.ac_pass_rate`",
+    ("ac_pass_rate", "fail"): f"fix the failed ACs and run QA again ({RESUME}); a stronger GLM model: `profile: quality`; the bar: `monitor.thresholds.ac_pass_rate`",
+    ("ac_pass_rate", "missing"): f"run QA (P6) for those stories: {RESUME}",
+    ("coverage", "reject"): f"more tests in those stories ({RESUME}), or `profile: quality` for the test writer; the gate: `monitor.reject_below.coverage`",
+    ("coverage", "fail"): f"more tests in those stories ({RESUME}), or `profile: quality` for the test writer; the bar: `monitor.thresholds.coverage`",
+    ("coverage", "missing"): "record those stories' coverage (P6 names the report in the checkpoint's `coverage.source`)",
+    ("quality", "reject"): "`profile: quality` for a stronger GLM model; the gate: `monitor.reject_below.quality`",
+    ("quality", "fail"): "`profile: quality` for a stronger GLM model; the bar: `monitor.thresholds.quality`",
+    ("quality", "missing"): f"run the review (P5) for those stories: {RESUME}",
+    ("savings", "missing"): "price every model: `prices:` in .claude/hybrid.yaml, or --prices FILE",
+}
+
+
+def _with_fix(check: Check) -> Check:
+    if check.outcome == "pass" or check.fix is not None:
+        return check
+    return Check(check.name, check.outcome, check.text, FIXES.get((check.name, check.outcome)))
+
+
+def _savings_fix(profile: str | None, others: Sequence[tuple[str, float | None]]) -> str:
+    """Savings under the bar: a cheaper profile, or the baseline that matches how the team would work."""
+    if profile != "economy":
+        cheaper = "a cheaper profile, `profile: economy` (every model under Claude Haiku 5.5's price per token)"
+    else:
+        cheaper = "cheaper models for the tools under `models:` (economy is already the cheapest profile)"
+    shown = ", ".join(f"{name}: {pct_text(pct)}" for name, pct in others)
+    return (f"{cheaper}, or `monitor.primary_baseline` set to the baseline that matches how your team would "
+            f"otherwise work" + (f" ({shown})" if shown else ""))
 
 
 def _per_story_check(
@@ -51,8 +85,10 @@ def _per_story_check(
 
 
 def verdict_checks(
-    rows: Sequence[StoryRow], total: Money, monitor: MonitorSettings, extra: Iterable[Check] = ()
+    rows: Sequence[StoryRow], total: Money, monitor: MonitorSettings, extra: Iterable[Check] = (), *, profile: str | None = None
 ) -> list[Check]:
+    """Every check, each failed or missed one with the setting that would change it. The savings
+    are taken against the primary baseline (``total.baseline``)."""
     thresholds, hard = monitor.thresholds, monitor.reject_below
     checks: list[Check] = []
     # AC pass rate, over every AC of the stories with QA results
@@ -84,21 +120,24 @@ def verdict_checks(
         "quality", "code quality", rows, lambda r: r.quality, thresholds.quality, hard.quality,
         lambda v: f"{v:g}/10",
     )
-    # savings, over the selected stories and the orchestration in scope
+    # savings, over the selected stories and the orchestration in scope, against the primary
     pct = total.savings_pct
+    names = monitor.baseline_names
     if pct is None:
         checks.append(Check("savings", "missing", "savings: no priced usage to compare"))
     else:
-        detail = f"savings {pct_text(pct)} ({money_text(total.savings)} of {money_text(total.baseline)} Claude-only)"
+        detail = (f"savings {pct_text(pct)} ({money_text(total.savings)} of {money_text(total.baseline)} Claude-only "
+                  f"with {names[0]}, the primary baseline)")
+        fix = _savings_fix(profile, [(name, total.savings_pct_at(i)) for i, name in enumerate(names) if i])
         if hard.savings is not None and pct < hard.savings:
             why = "the hybrid cost more than Claude-only" if pct < 0 else "below the hard gate"
-            checks.append(Check("savings", "reject", f"{detail} is below {pct_text(hard.savings)}: {why}"))
+            checks.append(Check("savings", "reject", f"{detail} is below {pct_text(hard.savings)}: {why}", fix))
         elif pct < thresholds.savings:
-            checks.append(Check("savings", "fail", f"{detail} is below {pct_text(thresholds.savings)}"))
+            checks.append(Check("savings", "fail", f"{detail} is below {pct_text(thresholds.savings)}", fix))
         else:
             checks.append(Check("savings", "pass", f"{detail} ≥ {pct_text(thresholds.savings)}"))
     checks += list(extra)
-    return checks
+    return [_with_fix(check) for check in checks]
 
 
 def decide(checks: Sequence[Check]) -> str:
@@ -115,11 +154,13 @@ def data_checks(inp: MonitorInput, rows: Sequence[StoryRow], total: Money, warni
     for row in problems:
         warnings.append(f"{row.story}: {row.problem}")
     if problems:
-        checks.append(Check("data", "missing", f"no readable checkpoint for {stories(len(problems))}: {listed([r.story for r in problems])}"))
+        checks.append(Check("data", "missing", f"no readable checkpoint for {stories(len(problems))}: {listed([r.story for r in problems])}",
+                            "repair those checkpoints (the warnings name the problem), or leave the stories out with --stories"))
     silent = [row.story for row in rows if not row.money.has_data]
     if silent:
         warnings.append(f"no usage in the ledger for {listed(silent)}: shown as 'no data', not $0")
-        checks.append(Check("data", "missing", f"no usage data for {stories(len(silent))}: {listed(silent)}"))
+        checks.append(Check("data", "missing", f"no usage data for {stories(len(silent))}: {listed(silent)}",
+                            "run those stories through /hybrid:pilot, or leave them out with --stories"))
     if total.unpriced:
         for model in sorted(total.unpriced):
             tally = Tally()
@@ -130,13 +171,15 @@ def data_checks(inp: MonitorInput, rows: Sequence[StoryRow], total: Money, warni
                 f"unpriced model {model} ({tally.calls} calls; {tally.prompt:,} tokens in, {tally.completion:,} out): "
                 "left out of every cost, never counted as $0; add its price under `prices:` in .claude/hybrid.yaml or with --prices"
             )
-        checks.append(Check("data", "missing", f"costs are incomplete: unpriced {', '.join(sorted(total.unpriced))}"))
+        checks.append(Check("data", "missing", f"costs are incomplete: unpriced {', '.join(sorted(total.unpriced))}",
+                            "add the price under `prices:` in .claude/hybrid.yaml, or pass --prices FILE"))
     unfinished = [f"{row.story} (next: {row.next_action})" for row in rows if row.next_action and not row.done]
     if unfinished:
         warnings.append(f"{stories(len(unfinished))} not finished: {listed(unfinished)}")
-        checks.append(Check("data", "missing", f"{stories(len(unfinished))} not finished"))
+        checks.append(Check("data", "missing", f"{stories(len(unfinished))} not finished", f"finish them: {RESUME}"))
     if any("unreadable" in (row.coverage.note or "") for row in rows if row.coverage):
-        checks.append(Check("data", "missing", "a coverage report is unreadable (see the warnings)"))
+        checks.append(Check("data", "missing", "a coverage report is unreadable (see the warnings)",
+                            "write that coverage report again (run the story's tests with coverage)"))
     if inp.other_groups:
         by_story: dict[str, int] = {}
         for group in inp.other_groups:
@@ -154,19 +197,23 @@ def footnote(
     *,
     baseline_is_default: bool,
     price_dates: tuple[str, str] | None,
+    baselines: Mapping[str, Mapping[str, str]],
 ) -> str:
-    """The note under the report: what the Claude-only figure is, and which orchestration is in it."""
+    """The note under the report: what the Claude-only figures are, and which orchestration is in them."""
     glm = total.tokens[GLM]
-    used = [row for row in phase_rows if row.baseline_model and row.money.tokens[GLM].calls]
-    mapping = ", ".join(f"{row.phase} {row.baseline_model}" for row in used) or "no GLM phases"
-    whose = "the Claude model of each phase's role" if baseline_is_default else "the Claude model that monitor.baseline sets for each phase"
+    phases = [row.phase for row in phase_rows if row.baseline_model and row.money.tokens[GLM].calls]
+    whose = "as shipped" if baseline_is_default else "as monitor.baselines sets them"
     text = (
         "¹ Claude-only is what the same work would have cost with Claude alone. It counts every Claude token "
         f"measured ({money_text(total.claude, 4)}, orchestration included). It adds GLM's measured tokens "
-        f"({glm.prompt:,} in, {glm.cached:,} of them cached, {glm.completion:,} out), priced as if {whose} had "
-        f"written them ({mapping}). Each request keeps its own price tier, and a GLM cache hit counts as a Claude "
-        "cache read. "
+        f"({glm.prompt:,} in, {glm.cached:,} of them cached, {glm.completion:,} out), priced as if a Claude model "
+        f"had written them: the model each baseline ({whose}) gives the phase. "
     )
+    for index, (name, models) in enumerate(baselines.items()):
+        mapping = ", ".join(f"{phase} {models.get(phase) or models['other']}" for phase in phases) or "no GLM phases"
+        role = ", the primary baseline the verdict is taken against," if index == 0 else ""
+        text += f"In {name}{role} that is {mapping}. "
+    text += "Each request keeps its own price tier, and a GLM cache hit counts as a Claude cache read. "
     orchestration = money_text(orchestration.total, 4)
     if unattributed["rule"] == "all":
         text += f"The orchestration no story claimed ({orchestration}) is in every total, in full."

@@ -59,7 +59,7 @@ class Pusher:
             self.prices = PriceTable.load(settings.prices)
         except PriceTableError as error:
             raise ConfigError(f"prices: {error}") from None
-        self.baselines = baselines_from(telemetry.baselines, settings.monitor.baseline)
+        self.baselines = baselines_from(telemetry.baselines, settings.monitor)
         unpriced = unpriced_baselines(self.baselines, self.prices)
         if unpriced:
             raise ConfigError(f"a baseline model has no price, so its cost cannot be sent: {'; '.join(unpriced)}")

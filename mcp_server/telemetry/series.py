@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping, get_args
 
-from mcp_server.config import BaselineKey
+from mcp_server.config import BaselineKey, MonitorSettings
 from mcp_server.pricing import PriceTable, TokenCounts
 
 TOKEN_USAGE = "hybrid.token.usage"
@@ -49,19 +49,24 @@ class Baseline:
 
     name: str
     models: Mapping[str, str]  # phase (P1..P7, "other") -> model id
+    setting: str = "monitor.baselines"  # where it is set, for an error that names it
 
     def model_for(self, phase: str | None) -> str:
         return self.models.get(phase if phase in PHASES else "other") or self.models["other"]
 
 
-def baselines_from(named: Mapping[str, Mapping[str, str]], monitor_baseline: Mapping[str, str]) -> list[Baseline]:
-    """``telemetry.baselines`` over ``monitor.baseline``: each name overrides the phases it lists."""
-    return [Baseline(name, {**monitor_baseline, **dict(models)}) for name, models in sorted(named.items())]
+def baselines_from(named: Mapping[str, Mapping[str, str]], monitor: MonitorSettings) -> list[Baseline]:
+    """Every baseline of ``monitor.baselines`` (what `hybrid report` compares with), and each of
+    ``telemetry.baselines`` over the primary one: it overrides the phases it lists."""
+    chosen = {name: Baseline(name, dict(monitor.baselines[name])) for name in monitor.baseline_names}
+    primary = chosen[monitor.primary_baseline].models
+    chosen.update({name: Baseline(name, {**primary, **dict(models)}, "telemetry.baselines") for name, models in named.items()})
+    return [chosen[name] for name in sorted(chosen)]
 
 
 def unpriced_baselines(baselines: list[Baseline], prices: PriceTable) -> list[str]:
     return sorted(
-        f"telemetry.baselines.{b.name}.{phase}: {model}"
+        f"{b.setting}.{b.name}.{phase}: {model}"
         for b in baselines
         for phase, model in b.models.items()
         if prices.lookup(model) is None

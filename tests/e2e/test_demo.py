@@ -30,6 +30,12 @@ def test_hybrid_demo_runs_the_pilot_and_says_the_models_were_simulated(claude, t
         assert any(line.startswith(row) and line.rstrip().endswith("done") for line in out.splitlines()), row
     assert "# Hybrid AI Batch Report" in out and "VERDICT:" in out and "AC Pass Rate: 100% (12/12 ACs" in out
     assert "Test Coverage:" in out and "no data" not in out.split("## Stories")[0]
+    # both Claude-only baselines side by side, the primary named, and the Claude tokens avoided
+    headline = out.split("# Hybrid AI Batch Report")[1].split("Quality:")[0]
+    assert re.search(r"^vs Claude-Only: \$[\d.,]+ with sonnet-writes \(primary\)¹ · \$[\d.,]+ with haiku-writes", headline, re.M), headline
+    assert re.search(r"^Savings: -?\$[\d.,]+ \(-?[\d.]+%\) vs sonnet-writes · -?\$[\d.,]+ \(-?[\d.]+%\) vs haiku-writes", headline, re.M), headline
+    assert re.search(r"^Claude Tokens Avoided: [\d,]+ input \+ [\d,]+ cache read \+ 0 cache write \+ [\d,]+ output = [\d,]+ \(", headline, re.M), headline
+    assert "## Against each baseline" in out
     project = tmp_path / "settings-epic"
     assert page.stat().st_size > 10_000 and "simulated models" in page.read_text()
     assert_charts_readable(inspected_charts(tmp_path, page))  # in chromium: axis labels and marks on every chart

@@ -36,8 +36,8 @@ WRITTEN = ("settings/roles.py", "settings/permissions.py", "tests/test_roles.py"
 def pilot(claude, tmp_path_factory, engine: str) -> dict:
     project = prepare_project(tmp_path_factory.mktemp(engine))
     home = tmp_path_factory.mktemp(f"home-{engine}")
-    if engine == "claude":  # P3 on Sonnet; the other phases default to the primary baseline's model (Haiku today)
-        (project / ".claude" / "hybrid.yaml").write_text("engine:\n  claude_models: {P3: sonnet}\n")
+    if engine == "claude":  # P3 on Haiku; the other phases default to the primary baseline's model (Sonnet)
+        (project / ".claude" / "hybrid.yaml").write_text("engine:\n  claude_models: {P3: haiku}\n")
     canned, glm_reported = CannedGlm(replies_dir()), []
 
     def glm_responder(request):
@@ -127,8 +127,8 @@ def test_the_claude_agents_wrote_the_files_with_claudes_own_tools(runs):
 
 def test_each_agent_ran_on_its_configured_model(runs):
     models = Counter((s.label.split()[-1], s.model) for s in runs["claude"]["served"] if s.label != "orchestrator")
-    assert {model for (phase, model) in models if phase == "P3"} == {"claude-sonnet-5-5"}  # engine.claude_models.P3
-    assert {model for (phase, model) in models if phase in ("P2", "P7")} == {"claude-haiku-5-5"}  # the baseline's
+    assert {model for (phase, model) in models if phase == "P3"} == {"claude-haiku-5-5"}  # engine.claude_models.P3
+    assert {model for (phase, model) in models if phase in ("P2", "P7")} == {"claude-sonnet-5-5"}  # the baseline's
 
 
 def test_each_ledger_equals_its_fakes_token_for_token_with_the_run_id_on_every_row(runs):
@@ -188,9 +188,9 @@ def test_the_agent_call_fallback_takes_the_same_switch(claude, tmp_path):
                     launched.add((block["input"]["prompt"].split("]")[0] + "]", block["input"]["subagent_type"],
                                   block["input"].get("model")))
     assert launched == {
-        ("[story 01.2 P1]", "hybrid:ux-designer", None), ("[story 01.2 P2]", "hybrid:claude-test-writer", "haiku"),
-        ("[story 01.2 P3]", "hybrid:claude-backend-dev", "haiku"), ("[story 01.2 P5]", "hybrid:code-reviewer", None),
-        ("[story 01.2 P6]", "hybrid:qa-agent", None), ("[story 01.2 P7]", "hybrid:claude-tech-writer", "haiku"),
+        ("[story 01.2 P1]", "hybrid:ux-designer", None), ("[story 01.2 P2]", "hybrid:claude-test-writer", "sonnet"),
+        ("[story 01.2 P3]", "hybrid:claude-backend-dev", "sonnet"), ("[story 01.2 P5]", "hybrid:code-reviewer", None),
+        ("[story 01.2 P6]", "hybrid:qa-agent", None), ("[story 01.2 P7]", "hybrid:claude-tech-writer", "sonnet"),
     }
     (run_id, engine, stories), = run_table(project)
     assert (engine, stories) == ("claude", "01.2") and {row["run_id"] for row in ledger(project)} == {run_id}

@@ -53,10 +53,21 @@
   verdict.textContent = { APPROVED: "✓ ", NEEDS_ATTENTION: "⚠ ", REJECTED: "✗ " }[meta.verdict] + meta.verdict_text;
   // money and percents come as the Markdown report writes them (h.text), so both agree to the digit
   var ht = h.text || {};
+  // the primary baseline's figure is the card's value; the line under it names it and gives the others
+  function baselinesLine(at) {
+    var all = ht.baselines || [];
+    if (!all.length) return "";
+    return all.map(function (b, k) {
+      var shown = at === 3 ? b[3] : "";
+      if (k === 0) return (at === 3 ? shown + " " : "") + "vs " + b[0] + " (primary)" + (at === 1 ? " ¹" : "");
+      return (at === 3 ? b[2] + " (" + shown + ")" : b[1]) + " vs " + b[0];
+    }).join(" · ");
+  }
   var cards = [
     ["Total cost", (h.lower_bound ? "≥ " : "") + (ht.total || NO), "Claude " + (h.lower_bound ? "≥ " : "") + (ht.claude || NO) + " + GLM " + (ht.glm || NO) + (h.lower_bound ? " (a lower bound: see the warnings)" : "")],
-    ["vs Claude-only", ht.baseline || NO, "the same work, Claude only ¹"],
-    ["Savings", ht.savings || NO, ht.savings_pct || NO],
+    ["vs Claude-only", ht.baseline || NO, baselinesLine(1) || "the same work, Claude only ¹"],
+    ["Savings", ht.savings || NO, baselinesLine(3) || ht.savings_pct || NO],
+    ["Claude tokens avoided", ht.avoided_total || NO, ht.avoided_total ? ht.avoided : ""],
     ["AC pass rate", isNum(h.ac) ? ht.ac : NO, h.ac_detail || NO],
     ["Test coverage", isNum(h.coverage) ? ht.coverage + " avg" : NO, h.coverage_detail || ""],
     ["Code quality", isNum(h.quality) ? h.quality + "/10 avg" : NO, h.quality_detail || ""],
@@ -184,7 +195,7 @@
       value(S.q[i], S.q[i] + "/10", S.q[i] < th.quality) +
       value(S.rounds[i], String(S.rounds[i]), false) +
       value(S.secs[i], dur(S.secs[i]), false) +
-      (S.has_cost[i] ? cell(S.cost_text[i]) + cell(S.base_text[i]) + cell(S.savings_text[i]) : cell(NO, "nd") + cell(NO, "nd") + cell(NO, "nd")) +
+      (S.has_cost[i] ? cell(S.cost_text[i]) + cell(S.base_text[i]) + cell(S.savings_text[i]) + cell(S.avoided_text[i]) : cell(NO, "nd") + cell(NO, "nd") + cell(NO, "nd") + cell(NO, "nd")) +
       cell(S.next[i] || "") + "</tr>");
   }
   var table = document.getElementById("stories");

@@ -96,7 +96,8 @@ def test_429_storm_ends_at_the_deadline(fake, tmp_path):
     fake.responder = lambda request: ErrorReply(429, code="1302", message="High concurrency")
     with pytest.raises(GlmError, match="gave up after") as error:
         chat(client_for(fake, tmp_path, HYBRID_GLM_DEADLINE_S="1", HYBRID_GLM_MAX_RETRIES="20"))
-    assert error.value.attempts == len(fake.requests) > 1
+    # The deadline may cut the last attempt off before the fake server has recorded it.
+    assert len(fake.requests) > 1 and error.value.attempts in (len(fake.requests), len(fake.requests) + 1)
 
 
 def test_connection_refused_is_clear_and_bounded(tmp_path):

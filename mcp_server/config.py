@@ -10,28 +10,18 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    TypeAdapter,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from mcp_server.errors import HybridError
-from mcp_server.keys import API_KEY_VARIABLES, api_key_from, received  # noqa: F401 (re-exported)
+from mcp_server.keys import API_KEY_VARIABLES, api_key_from, received  # noqa: F401 (API_KEY_VARIABLES re-exported)
 from mcp_server.profiles import default_profile, profiles, routing
+from mcp_server.settings_base import Strict, deep_merge, http_only, load_data_yaml  # noqa: F401 (load_data_yaml re-exported)
+from mcp_server.settings_monitor import BaselineKey, MonitorSettings  # noqa: F401 (re-exported)
+from mcp_server.settings_telemetry import TelemetrySettings, key_value_list  # noqa: F401 (re-exported)
 
 
 class ConfigError(HybridError):
@@ -40,26 +30,7 @@ class ConfigError(HybridError):
     exit_code = 2  # a bad setting, like a bad flag (docs/cli.md)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-@lru_cache(maxsize=1)
-def _http_url() -> TypeAdapter[Any]:
-    from pydantic import HttpUrl  # loaded on first use: the server's and the hooks' start-up stay quick
-
-    return TypeAdapter(HttpUrl)
-
-
-def _http_only(value: str, example: str) -> str:
-    try:
-        _http_url().validate_python(value)
-    except ValidationError:
-        raise ValueError(f"must be an http(s) URL, such as {example}") from None
-    return value
-
-
-class GlmSettings(_Strict):
+class GlmSettings(Strict):
     base_url: str  # a str, not HttpUrl: that would add a trailing slash to ".../v4"
     request_timeout_s: float = Field(gt=0)
     connect_timeout_s: float = Field(gt=0)
@@ -75,10 +46,10 @@ class GlmSettings(_Strict):
     @field_validator("base_url")
     @classmethod
     def _base_url_is_http(cls, value: str) -> str:
-        return _http_only(value, "https://api.z.ai/api/paas/v4")
+        return http_only(value, "https://api.z.ai/api/paas/v4")
 
 
-class ModelRouting(_Strict):
+class ModelRouting(Strict):
     write_tests: str = Field(min_length=1)
     implement: str = Field(min_length=1)
     write_docs: str = Field(min_length=1)
@@ -88,7 +59,7 @@ class ModelRouting(_Strict):
 ClaudePhase = Literal["P2", "P3", "P4", "P7"]  # the phases GLM does in engine=hybrid
 
 
-class EngineSettings(_Strict):
+class EngineSettings(Strict):
     """engine=claude: the Claude model of each code-writing phase; a phase left out takes the
     primary baseline's model for it (mcp_server/engine.py)."""
 
@@ -104,7 +75,7 @@ class EngineSettings(_Strict):
         return value
 
 
-class StorySettings(_Strict):
+class StorySettings(Strict):
     glob: str = Field(min_length=1)
 
     @field_validator("glob")
@@ -116,7 +87,7 @@ class StorySettings(_Strict):
         return value
 
 
-class ContextSettings(_Strict):
+class ContextSettings(Strict):
     max_tokens: int = Field(ge=500)
     chars_per_token: int = Field(ge=1, le=16)
     # Names (globs, matched without case against every folder and file name of a path) that are
@@ -125,7 +96,7 @@ class ContextSettings(_Strict):
     allow: list[str] = Field(default_factory=list)
 
 
-class LimitSettings(_Strict):
+class LimitSettings(Strict):
     """The size of each GLM tool argument, checked before anything is read or sent."""
 
     instructions_chars: int = Field(ge=100, le=2_000_000)
@@ -134,7 +105,7 @@ class LimitSettings(_Strict):
     path_chars: int = Field(ge=10, le=4096)
 
 
-class TestSettings(_Strict):
+class TestSettings(Strict):
     __test__ = False  # a data class, not a pytest test
 
     timeout_s: float = Field(gt=0)
@@ -151,176 +122,12 @@ class TestSettings(_Strict):
         return [command.strip() for command in value]
 
 
-class BudgetSettings(_Strict):
+class BudgetSettings(Strict):
     per_story_usd: float | None = Field(default=None, ge=0)
     per_run_usd: float | None = Field(default=None, ge=0)
 
 
-class MonitorThresholds(_Strict):
-    ac_pass_rate: float = Field(ge=0, le=100)
-    coverage: float = Field(ge=0, le=100)
-    quality: float = Field(ge=0, le=10)
-    savings: float = Field(le=100)
-
-
-class MonitorRejectBelow(_Strict):
-    ac_pass_rate: float | None = Field(ge=0, le=100)
-    coverage: float | None = Field(ge=0, le=100)
-    quality: float | None = Field(ge=0, le=10)
-    savings: float | None = Field(le=100)
-
-
-BaselineKey = Literal["P1", "P2", "P3", "P4", "P5", "P6", "P7", "other"]
-# `monitor.baseline` (one phase -> model map, over the roles' models) was replaced by the named
-# `monitor.baselines`. A project that still sets it keeps its comparison: it is read as a baseline
-# of this name, over the shipped one that equals the old default, and made the primary.
-OLD_BASELINE_NAME = "configured"
-_OLD_BASELINE_DEFAULT = "haiku-writes"  # the roles' models (agents/*.md), the old `baseline` default
-
-
-def _model_id_problem(model: Any) -> bool:
-    return not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model)
-
-
-class MonitorSettings(_Strict):
-    """hybrid-monitor: verdict thresholds and the Claude-only baselines (data/thresholds.yaml)."""
-
-    thresholds: MonitorThresholds
-    reject_below: MonitorRejectBelow
-    baselines: dict[str, dict[BaselineKey, str]]  # name -> phase -> the Claude model that would have done it
-    primary_baseline: str  # the baseline the verdict is taken against
-    run_gap_hours: float = Field(gt=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _over_shipped(cls, value: Any) -> Any:
-        """What the project sets, over the shipped data/thresholds.yaml, key by key."""
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            return value  # pydantic reports the wrong type by name
-        shipped = load_data_yaml("thresholds.yaml")
-        if "baseline" in value:
-            value = dict(value)
-            old = value.pop("baseline")
-            if not isinstance(old, dict):
-                raise ValueError("baseline is now monitor.baselines.<name> (phase -> model) with "
-                                 "monitor.primary_baseline: <name> (docs/monitor.md#baselines)")
-            value["baselines"] = {**(value.get("baselines") or {}),
-                                  OLD_BASELINE_NAME: {**shipped["baselines"][_OLD_BASELINE_DEFAULT], **old}}
-            value.setdefault("primary_baseline", OLD_BASELINE_NAME)
-        return _deep_merge(shipped, value)
-
-    @model_validator(mode="after")
-    def _baseline_models(self) -> "MonitorSettings":
-        for name, mapping in self.baselines.items():
-            if not _BASELINE_NAME.match(name):
-                raise ValueError(f"baselines: name {name[:40]!r} must be lower-case letters, digits, '-', '_' or '.'")
-            for key, model in mapping.items():
-                if _model_id_problem(model):
-                    raise ValueError(f"baselines.{name}.{key} must be one model id, e.g. claude-sonnet-5-5")
-            if "other" not in mapping:
-                raise ValueError(f"baselines.{name} needs `other`: the model for the phases it does not name")
-        if self.primary_baseline not in self.baselines:
-            raise ValueError(f"primary_baseline {self.primary_baseline[:40]!r} is not one of monitor.baselines: "
-                             f"{', '.join(sorted(self.baselines))}")
-        return self
-
-    @property
-    def baseline(self) -> dict[str, str]:
-        """The primary baseline's phase -> model map: what the single `monitor.baseline` was, for
-        readers written before named baselines (read only: set monitor.baselines instead)."""
-        return dict(self.baselines[self.primary_baseline])
-
-    @property
-    def baseline_names(self) -> list[str]:
-        """Every baseline's name, the primary first (the order the reports show them in)."""
-        return [self.primary_baseline, *(name for name in self.baselines if name != self.primary_baseline)]
-
-    def baseline_model(self, phase: str | None, baseline: str | None = None) -> str:
-        """The Claude model that would have done ``phase``'s work in ``baseline`` (default: the
-        primary). THE place to ask "which Claude model would the team use for P3": the report,
-        telemetry and a Claude-only pilot take it from here. A phase the baseline does not name
-        (or None) takes its ``other``."""
-        models = self.baselines[baseline or self.primary_baseline]
-        return models.get(phase) or models["other"]  # type: ignore[call-overload]
-
-
-_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-_BASELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
-_PAIR_NAMES = {
-    "headers": (_HEADER_NAME, "is not a valid HTTP header name"),
-    "resource_attributes": (_LABEL_NAME, "must be letters, digits, '_' and '.'"),
-}
-
-
-def key_value_list(value: Any, what: str) -> Any:
-    """``k1=v1,k2=v2`` (the OTEL_EXPORTER_OTLP_HEADERS format; values may be %-encoded) as a
-    dict; anything else is returned as it is. Errors name the key, never the value."""
-    if not isinstance(value, str):
-        return value
-    pairs = {}
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{what} must be key=value pairs separated by commas")
-        pairs[key.strip()] = unquote(raw.strip())
-    return pairs
-
-
-class TelemetrySettings(_Strict):
-    """The ledger as OpenTelemetry metrics (docs/telemetry.md). Off while ``endpoint`` is unset."""
-
-    endpoint: str | None = None
-    protocol: Literal["otlp-http", "prometheus-remote-write"] = "otlp-http"
-    headers: dict[str, SecretStr] = Field(default_factory=dict)  # may hold a token: never printed
-    resource_attributes: dict[str, str] = Field(default_factory=dict)
-    interval_s: float = Field(default=60, ge=1)
-    timeout_s: float = Field(default=5, gt=0, le=60)
-    settle_s: float = Field(default=120, ge=0)
-    # extra baselines sent (name -> phase -> Claude model), over the primary of monitor.baselines;
-    # every baseline of monitor.baselines is sent as well
-    baselines: dict[str, dict[BaselineKey, str]] = Field(default_factory=dict)
-
-    @field_validator("endpoint", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint_is_http(cls, value: str | None) -> str | None:
-        return None if value is None else _http_only(value, "http://collector:4318")
-
-    @field_validator("headers", "resource_attributes", mode="before")
-    @classmethod
-    def _named_pairs(cls, value: Any, info: ValidationInfo) -> Any:
-        value = key_value_list(value, info.field_name)
-        pattern, problem = _PAIR_NAMES[info.field_name]
-        if isinstance(value, dict):
-            for name in value:
-                if not isinstance(name, str) or not pattern.match(name):
-                    raise ValueError(f"{info.field_name}: name {str(name)[:40]!r} {problem}")
-        return value
-
-    @field_validator("baselines")
-    @classmethod
-    def _baseline_names(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-        for name, mapping in value.items():
-            if not _BASELINE_NAME.match(name):
-                raise ValueError(f"baseline name {name[:40]!r} must be lower-case letters, digits, '-', '_' or '.'")
-            for key, model in mapping.items():
-                if _model_id_problem(model):
-                    raise ValueError(f"{name}.{key} must be one model id, e.g. claude-sonnet-5-5")
-        return value
-
-    @property
-    def enabled(self) -> bool:
-        return self.endpoint is not None
-
-
-class Settings(_Strict):
+class Settings(Strict):
     glm: GlmSettings
     profile: str = Field(default_factory=default_profile)  # data/profiles.yaml: the tools' models
     models: ModelRouting  # the profile's models, with the project's `models:` winning tool by tool
@@ -397,21 +204,6 @@ def project_root(environ: dict[str, str] | None = None) -> Path:
     return Path(root).resolve()
 
 
-def load_data_yaml(name: str) -> dict[str, Any]:
-    text = resources.files("mcp_server.data").joinpath(name).read_text(encoding="utf-8")
-    return yaml.safe_load(text) or {}
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for part in parents:
@@ -452,7 +244,7 @@ def _apply_environment(tree: dict[str, Any], env: dict[str, str], mapping: dict[
                 pairs = key_value_list(value, variable)
             except ValueError as error:
                 raise ConfigError(str(error)) from None
-            _set_dotted(tree, dotted, _deep_merge(_get_dotted(tree, dotted), pairs))
+            _set_dotted(tree, dotted, deep_merge(_get_dotted(tree, dotted), pairs))
             continue
         # YAML scalars so that "true", "3" and "null" mean what they say.
         try:
@@ -485,7 +277,7 @@ def load_settings(root: Path | None = None, environ: dict[str, str] | None = Non
     tree = load_data_yaml("defaults.yaml")
     _apply_environment(tree, env, PLUGIN_OPTION_SETTINGS)
     project_file = root / PROJECT_CONFIG
-    tree = _deep_merge(tree, _read_project_yaml(project_file))
+    tree = deep_merge(tree, _read_project_yaml(project_file))
     _apply_environment(tree, env, ENV_SETTINGS)
     try:
         settings = Settings.model_validate(tree)

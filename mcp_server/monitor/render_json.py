@@ -14,15 +14,16 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def heading(report: Report) -> dict[str, Any]:
+    """What every JSON form of the report starts with: the note, when, where, which stories."""
+    return {"note": report.note, "generated_at": report.generated_at, "project": report.project,
+            "stories": report.stories, "since": report.since, "until": report.until}
+
+
 def to_json(report: Report) -> dict[str, Any]:
     names = report.baseline_names  # every cost's "baselines", by name; "claude_only_usd" is the primary's
     return {
-        "note": report.note,
-        "generated_at": report.generated_at,
-        "project": report.project,
-        "stories": report.stories,
-        "since": report.since,
-        "until": report.until,
+        **heading(report),
         "verdict": report.verdict,
         "verdict_line": report.verdict_line,
         "checks": [{"name": c.name, "outcome": c.outcome, "text": c.text, "fix": c.fix} for c in report.checks],

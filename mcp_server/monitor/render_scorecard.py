@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from mcp_server.monitor.money import money_text, rounded, usd
+from mcp_server.monitor.render_json import heading
 from mcp_server.monitor.report import Report
 from mcp_server.monitor.scorecard import ModelScore, Scorecard
 from mcp_server.monitor.wording import listed, pct_text
@@ -101,12 +102,7 @@ def score_json(score: ModelScore) -> dict[str, Any]:
 def scorecard_json(report: Report) -> str:
     scorecard = report.scorecard or Scorecard([], [])
     return json.dumps({
-        "note": report.note,
-        "generated_at": report.generated_at,
-        "project": report.project,
-        "stories": report.stories,
-        "since": report.since,
-        "until": report.until,
+        **heading(report),
         "models": [score_json(score) for score in scorecard.rows],
         "stories_without_writer": scorecard.no_writer,
         "method": METHOD,

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_server.demo.run import CLI_VERSION, DEV_CLAUDE, cli_version, session_environment
+from mcp_server.demo.glm_replies import CannedGlm
+from mcp_server.demo.run import CLI_VERSION, DEV_CLAUDE, cli_version, replies_dir, session_environment
+from tests.fakes.fake_glm import Reply
 from tests.support import REPO
 
 CLAUDE = DEV_CLAUDE
@@ -39,3 +41,17 @@ def clean_copy(destination: Path) -> Path:
     shutil.copytree(REPO, destination, ignore=shutil.ignore_patterns(
         ".git", ".venv", "node_modules", "__pycache__", ".pytest_cache", ".hypothesis", "*.egg-info", ".hybrid-data"))
     return destination
+
+
+class CountingGlm:
+    """The demo's canned GLM replies, each reply's usage noted as (model, prompt, cached, completion):
+    what the ledger's GLM rows must equal, token for token."""
+
+    def __init__(self) -> None:
+        self.canned, self.reported = CannedGlm(replies_dir()), []
+
+    def __call__(self, request):
+        answer = self.canned(request)
+        if isinstance(answer, Reply):
+            self.reported.append((request.body["model"], answer.prompt_tokens, answer.cached_tokens, answer.completion_tokens))
+        return answer

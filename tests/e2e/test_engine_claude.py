@@ -22,9 +22,9 @@ import yaml
 
 from mcp_server.demo.glm_replies import CannedGlm
 from mcp_server.demo.run import prepare_project, replies_dir, run_session
-from tests.e2e.conftest import ledger, session_env
+from tests.e2e.conftest import CountingGlm, ledger, session_env
 from tests.fakes.fake_anthropic import Review, Scenario, fake_claude, reported_usage
-from tests.fakes.fake_glm import FakeGlm, Reply
+from tests.fakes.fake_glm import FakeGlm
 
 STORIES = ("01.2", "01.3")
 CHANGES = Review("REQUEST_CHANGES", 6, ({"severity": "major", "file": "settings/permissions.py", "line": 7,
@@ -38,14 +38,7 @@ def pilot(claude, tmp_path_factory, engine: str) -> dict:
     home = tmp_path_factory.mktemp(f"home-{engine}")
     if engine == "claude":  # P3 on Haiku; the other phases default to the primary baseline's model (Sonnet)
         (project / ".claude" / "hybrid.yaml").write_text("engine:\n  claude_models: {P3: haiku}\n")
-    canned, glm_reported = CannedGlm(replies_dir()), []
-
-    def glm_responder(request):
-        answer = canned(request)
-        if isinstance(answer, Reply):
-            glm_reported.append((request.body["model"], answer.prompt_tokens, answer.cached_tokens, answer.completion_tokens))
-        return answer
-
+    glm_responder = CountingGlm()
     scenario = Scenario(reviews={"01.3": [CHANGES, Review("APPROVED", 9)]})
     with fake_claude(scenario) as anthropic, FakeGlm(responder=glm_responder) as glm:
         run = run_session(claude, project, f"/hybrid:pilot {','.join(STORIES)} engine={engine}",
@@ -53,7 +46,7 @@ def pilot(claude, tmp_path_factory, engine: str) -> dict:
         assert not anthropic.errors, anthropic.errors
         glm_requests = len(glm.requests)
     assert run.returncode == 0, run.stderr[-3000:]
-    return {"project": project, "home": home, "claude": reported_usage(anthropic), "glm": glm_reported,
+    return {"project": project, "home": home, "claude": reported_usage(anthropic), "glm": glm_responder.reported,
             "glm_requests": glm_requests, "served": list(anthropic.served)}
 
 

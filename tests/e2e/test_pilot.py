@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mcp_server.demo.glm_replies import CannedGlm
-from mcp_server.demo.run import prepare_project, replies_dir, run_session
-from tests.e2e.conftest import ledger, session_env
+from mcp_server.demo.run import prepare_project, run_session
+from tests.e2e.conftest import CountingGlm, ledger, session_env
 from tests.fakes.fake_anthropic import Review, Scenario, fake_claude, reported_usage
-from tests.fakes.fake_glm import FakeGlm, Reply
+from tests.fakes.fake_glm import FakeGlm
 
 STORIES = ("01.2", "01.3")
 CHANGES = Review("REQUEST_CHANGES", 6, ({"severity": "major", "file": "settings/permissions.py", "line": 7,
@@ -30,20 +29,13 @@ CHANGES = Review("REQUEST_CHANGES", 6, ({"severity": "major", "file": "settings/
 def pilot(claude, tmp_path_factory):
     """One pilot run for the module's assertions: 01.3's first review asks for changes."""
     project = prepare_project(tmp_path_factory.mktemp("pilot"))
-    canned, glm_reported = CannedGlm(replies_dir()), []
-
-    def glm_responder(request):
-        answer = canned(request)
-        if isinstance(answer, Reply):
-            glm_reported.append((request.body["model"], answer.prompt_tokens, answer.cached_tokens, answer.completion_tokens))
-        return answer
-
+    glm_responder = CountingGlm()
     scenario = Scenario(reviews={"01.3": [CHANGES, Review("APPROVED", 9)]})
     with fake_claude(scenario) as anthropic, FakeGlm(responder=glm_responder) as glm:
         run = run_session(claude, project, f"/hybrid:pilot {','.join(STORIES)} --no-workflow",
                           session_env(tmp_path_factory.mktemp("home"), anthropic.base_url, glm.base_url), timeout_s=900)
     assert run.returncode == 0, run.stderr[-3000:]
-    return {"project": project, "run": run, "claude": reported_usage(anthropic), "glm": glm_reported}
+    return {"project": project, "run": run, "claude": reported_usage(anthropic), "glm": glm_responder.reported}
 
 
 def checkpoint(project: Path, story: str) -> tuple[dict, list[str]]:

@@ -37,9 +37,9 @@ from mcp_server.delegation.protocol import ReplyFormatError, output_contract, pa
 from mcp_server.delegation.summary import DelegationResult, FileLine, TestLine, TokenLine, clip, compact
 from mcp_server.delegation.test_record import record_tests
 from mcp_server.delegation.testrun import TestCommand, TestOutcome, allowed_test_command, run_test_command
-from mcp_server.delegation.usage_record import record_or_spool, run_of_story
+from mcp_server.delegation.usage_record import glm_usage_row, record_or_spool, run_of_story
 from mcp_server.delegation.writes import WrittenFile, confine, write_all
-from mcp_server.ledger import Ledger, UsageRow
+from mcp_server.ledger import Ledger
 from mcp_server.ledger_test_runs import CallTests
 from mcp_server.permissions import ProjectPermissions
 from mcp_server.pricing import PriceTable, TokenCounts
@@ -258,30 +258,8 @@ class Delegation:
         return completion
 
     async def _record(self, completion: Completion | None, *, status: str, attempts: int) -> None:
-        usage = completion.usage if completion else None
-        tokens = TokenCounts(
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            cached_tokens=usage.cached_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-        )
-        model = completion.model if completion else self.model
-        cost = self.services.prices.request_cost(model, tokens)
-        row = UsageRow(
-            provider="glm",
-            model=model,
-            story=self.request.story,
-            phase=self.phase,
-            tool=self.request.tool,
-            prompt_tokens=tokens.prompt_tokens,
-            cached_tokens=tokens.cached_tokens,
-            completion_tokens=tokens.completion_tokens,
-            reasoning_tokens=usage.reasoning_tokens if usage else 0,
-            latency_ms=int(completion.latency_s * 1000) if completion else None,
-            status=status,
-            attempt=attempts,
-            cost_usd=cost,
-            run_id=self.run_id,
-        )
+        row = glm_usage_row(completion, self.services.prices, requested_model=self.model, story=self.request.story,
+                            phase=self.phase, tool=self.request.tool, status=status, attempts=attempts, run_id=self.run_id)
         # GLM's answer is paid for: a row the ledger cannot take waits in its spool, and the result says so.
         notices = await anyio.to_thread.run_sync(record_or_spool, self.services.ledger_path, row)
         if notices:
@@ -290,15 +268,15 @@ class Delegation:
             self.ledger_notices += [line for line in notices if line not in self.ledger_notices]
         if completion is None:
             return
-        tally = self.tally
+        tally, cost = self.tally, row.cost_usd
         tally.calls += 1
-        tally.model = model
+        tally.model = row.model
         tally.usage = TokenCounts(
-            prompt_tokens=tally.usage.prompt_tokens + tokens.prompt_tokens,
-            cached_tokens=tally.usage.cached_tokens + tokens.cached_tokens,
-            completion_tokens=tally.usage.completion_tokens + tokens.completion_tokens,
+            prompt_tokens=tally.usage.prompt_tokens + row.prompt_tokens,
+            cached_tokens=tally.usage.cached_tokens + row.cached_tokens,
+            completion_tokens=tally.usage.completion_tokens + row.completion_tokens,
         )
-        tally.reasoning_tokens += completion.usage.reasoning_tokens
+        tally.reasoning_tokens += row.reasoning_tokens
         tally.cost_usd = None if cost is None or tally.cost_usd is None else tally.cost_usd + cost
 
     # --- replies into file changes --------------------------------------------------------------

@@ -11,7 +11,31 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mcp_server import ledger_spool
+from mcp_server.delegation.glm import Completion
 from mcp_server.ledger import Ledger, UsageRow, utc_now
+from mcp_server.pricing import PriceTable, TokenCounts
+
+
+def glm_usage_row(
+    completion: Completion | None, prices: PriceTable, *, requested_model: str, story: str,
+    phase: str | None, tool: str, status: str, attempts: int, run_id: str | None,
+) -> UsageRow:
+    """The ledger row of one GLM call: its tokens and cost as GLM reported them, or a row with
+    no tokens for a call that failed after sending (``completion`` None), under the model asked for."""
+    usage = completion.usage if completion else None
+    tokens = TokenCounts(
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        cached_tokens=usage.cached_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+    )
+    model = completion.model if completion else requested_model
+    return UsageRow(
+        provider="glm", model=model, story=story, phase=phase, tool=tool,
+        prompt_tokens=tokens.prompt_tokens, cached_tokens=tokens.cached_tokens,
+        completion_tokens=tokens.completion_tokens, reasoning_tokens=usage.reasoning_tokens if usage else 0,
+        latency_ms=int(completion.latency_s * 1000) if completion else None,
+        status=status, attempt=attempts, cost_usd=prices.request_cost(model, tokens), run_id=run_id,
+    )
 
 
 def record_or_spool(path: Path, row: UsageRow) -> list[str]:

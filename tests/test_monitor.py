@@ -141,8 +141,8 @@ def test_the_headline_in_the_seeds_shape(capsys, project):
         "Total Cost: $0.481 (Claude $0.230 + GLM $0.251)  ",  # below $1: three significant digits
         "vs Claude-Only: $1.29 with sonnet-writes (primary)¹ · $0.344 with haiku-writes  ",
         "Savings: $0.805 (62.6%) vs sonnet-writes · -$0.137 (-39.9%) vs haiku-writes  ",
-        "Claude Tokens Avoided: 200,000 input + 65,000 cache read + 0 cache write + 65,000 output = 330,000"
-        " (50.3% of the 656,400 Claude-only would have used)",
+        "Claude Tokens Avoided: 330,000 (50.3% of the 656,400 Claude alone would have used):"
+        " 200,000 input, 65,000 cache read, 65,000 output",
         "",
         "Quality:",
         "- AC Pass Rate: 100% (5/5 ACs; 2/2 stories)",

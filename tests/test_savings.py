@@ -53,8 +53,8 @@ def test_claude_tokens_avoided_by_kind_per_story_and_in_total(capsys, tmp_path):
     assert data["totals"]["claude_tokens_claude_only"] == {"input": 280_000, "cache_read": 288_000, "cache_write": 9_000, "output": 79_400}
 
     markdown = report(capsys, project)
-    assert ("Claude Tokens Avoided: 200,000 input + 65,000 cache read + 0 cache write + 65,000 output = 330,000 "
-            "(50.3% of the 656,400 Claude-only would have used)") in markdown
+    assert ("Claude Tokens Avoided: 330,000 (50.3% of the 656,400 Claude alone would have used): "
+            "200,000 input, 65,000 cache read, 65,000 output") in markdown
     table = markdown.split("## Against each baseline")[1].split("## Phases")[0]
     assert "| story | savings vs sonnet-writes (primary) | savings vs haiku-writes | Claude tokens avoided: input | cache read | cache write | output | total |" in table
     # 01.2: Sonnet 576,175 - 187,325 = 388,850 µ$ (67.5%); Haiku 98,925 - 187,325 = -88,400 µ$ (-89.4%)

@@ -248,9 +248,12 @@ def avoided_text(money: Money) -> str:
     avoided, measured = money.avoided, money.claude_tokens
     total = sum(avoided.values())
     alone = total + sum(measured.values())
-    share = f" ({pct_text(100 * total / alone)} of the {alone:,} Claude-only would have used)" if alone else ""
-    return (f"{avoided['input']:,} input + {avoided['cache_read']:,} cache read + {avoided['cache_write']:,} cache write"
-            f" + {avoided['output']:,} output = {total:,}{share}")
+    share = f" ({pct_text(100 * total / alone)} of the {alone:,} Claude alone would have used)" if alone else ""
+    kinds = ", ".join(f"{avoided[key]:,} {name}" for key, name in AVOIDED_KINDS if avoided[key])  # the kinds there are
+    return f"{total:,}{share}" + (f": {kinds}" if kinds else "")
+
+
+AVOIDED_KINDS = (("input", "input"), ("cache_read", "cache read"), ("cache_write", "cache write"), ("output", "output"))
 
 
 def savings_cell(money: "Money") -> str:

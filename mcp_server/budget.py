@@ -36,14 +36,16 @@ class Spend:
     by_model: Mapping[tuple[str, str], float | None] = field(default_factory=dict)  # None: unpriced
 
 
-def spend(ledger: Ledger, prices: PriceTable, *, story: str | None = None, since: str | None = None) -> Spend:
+def spend(
+    ledger: Ledger, prices: PriceTable, *, story: str | None = None, since: str | None = None, run_id: str | None = None
+) -> Spend:
     """Claude and GLM together. Unpriced models are listed, not counted as free.
 
     Every row is re-priced from its tokens, per price tier: rows are summed in SQL by
     (provider, model, tier bucket), so a request's own prompt size picks its tier.
     """
     usd, unpriced, by_provider, by_model = 0.0, [], {}, {}
-    rows = ledger.totals_by_bucket(prices.bucket_sql(), story=story, since=since)
+    rows = ledger.totals_by_bucket(prices.bucket_sql(), story=story, since=since, run_id=run_id)
     for provider, model, bucket, prompt, cached, write_5m, write_1h, completion in rows:
         cost = prices.cost(
             model,
@@ -87,6 +89,7 @@ def check_budget(
     story: str,
     run_started_at: str,
     estimate_usd: float,
+    run_id: str | None = None,
     reserved_story_usd: float = 0.0,
     reserved_run_usd: float = 0.0,
 ) -> None:
@@ -94,12 +97,14 @@ def check_budget(
 
     Spent is the ledger's spend plus what requests in flight have reserved (``ledger`` None:
     nothing recorded yet). A cap is reached at spent >= cap, as the hook guard has it; a call
-    is refused also when spent + its estimate > cap. The run is everything recorded in this
-    project since the MCP server started, which Claude Code does once per session.
+    is refused also when spent + its estimate > cap. The run is the pilot run the story is in
+    (``run_id``, `hybrid runs`); outside one, everything recorded in this project since the MCP
+    server started, which Claude Code does once per session.
     """
+    run_scope, run_query = (f"run {run_id}", {"run_id": run_id}) if run_id else ("this run", {"since": run_started_at})
     caps = (
         ("budget.per_story_usd", per_story_usd, f"story {story}", {"story": story}, reserved_story_usd),
-        ("budget.per_run_usd", per_run_usd, "this run", {"since": run_started_at}, reserved_run_usd),
+        ("budget.per_run_usd", per_run_usd, run_scope, run_query, reserved_run_usd),
     )
     for name, cap, scope, query, reserved in caps:
         if cap is None:

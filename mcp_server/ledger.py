@@ -210,10 +210,12 @@ _UPSERT = (
 )
 
 
-def _where(*, story: str | None = None, phase: str | None = None, since: str | None = None) -> tuple[str, list[str]]:
-    """The WHERE clause of a totals query: equal story and phase, ``ts >= since``."""
+def _where(
+    *, story: str | None = None, phase: str | None = None, since: str | None = None, run_id: str | None = None
+) -> tuple[str, list[str]]:
+    """The WHERE clause of a totals query: equal story, phase and run, ``ts >= since``."""
     clauses, params = [], []
-    for clause, value in (("story = ?", story), ("phase = ?", phase), ("ts >= ?", since)):
+    for clause, value in (("story = ?", story), ("phase = ?", phase), ("ts >= ?", since), ("run_id = ?", run_id)):
         if value is not None:
             clauses.append(clause)
             params.append(value)
@@ -281,11 +283,11 @@ class Ledger(LedgerConnection):
         return [ModelTotals(*row) for row in rows]
 
     def totals_by_bucket(
-        self, bucket_sql: str, *, story: str | None = None, since: str | None = None
+        self, bucket_sql: str, *, story: str | None = None, since: str | None = None, run_id: str | None = None
     ) -> list[tuple[str, str, int, int, int, int, int, int]]:
         """(provider, model, bucket, prompt, cached, write_5m, write_1h, completion) summed per
         ``bucket_sql``, an SQL expression over a row (the price table's tier of its prompt size)."""
-        where, params = _where(story=story, since=since)
+        where, params = _where(story=story, since=since, run_id=run_id)
         return self.fetchall(
             f"SELECT provider, model, {bucket_sql} AS bucket, SUM(prompt_tokens), SUM(cached_tokens),"
             " SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(completion_tokens)"

@@ -122,6 +122,24 @@ def test_run_cap_counts_claude_and_glm_since_the_session_began(session):
     assert "HYBRID_BUDGET_PER_RUN_USD" in message
 
 
+def test_in_a_pilot_run_the_run_cap_counts_that_run(session):
+    """The story's pilot run (`hybrid runs`) is the run: a row from before it does not count."""
+    configure(session, "budget:\n  per_run_usd: 0.02\n")
+    record(session, UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=9_000_000, ts="2026-11-22T10:00:00.000+00:00"))
+    ledger = session.ledger()
+    try:
+        run = ledger.start_run(engine="hybrid", stories=["01.2"])
+    finally:
+        ledger.close()
+    record(session, UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=10_000))  # $0.006, in the run
+    assert guard(session, glm_call(session)).returncode == 0
+    record(session, UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=30_000))  # $0.018 more
+    done = guard(session, glm_call(session))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.decode().startswith(
+        f"hybrid budget: budget.per_run_usd is $0.02; run {run} has spent $0.0240 (Claude $0.0000 + GLM $0.0240)")
+
+
 def test_spend_with_no_price_is_never_counted_as_0_it_blocks(session):
     configure(session, "budget:\n  per_story_usd: 0.10\n")
     record(

@@ -88,6 +88,19 @@ def test_run_cap_counts_only_this_run(ledger, prices):
         check_budget(per_story_usd=None, per_run_usd=0.5, ledger=ledger, prices=prices, story="01.2", run_started_at="2019-01-01", estimate_usd=0.1)
 
 
+def test_in_a_pilot_run_the_run_cap_counts_that_run_s_rows(ledger, prices):
+    """$0.60 (1M glm-4.7 input tokens) in run r1, $0.30 in r2 and $0.30 outside any run, all
+    recorded since the server started: the cap of $0.50 counts each run's own spend."""
+    for run_id, tokens in (("r1", 1_000_000), ("r2", 500_000), (None, 500_000)):
+        ledger.record(UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=tokens, run_id=run_id, ts="2026-12-02T10:00:00+00:00"))
+    check = dict(per_story_usd=None, per_run_usd=0.5, ledger=ledger, prices=prices, story="01.2", run_started_at="2026-12-01")
+    check_budget(**check, run_id="r2", estimate_usd=0.1)  # 0.30 + 0.10 <= 0.50
+    with pytest.raises(BudgetExceeded, match=r"budget.per_run_usd is \$0.50; run r1 has spent \$0.6000"):
+        check_budget(**check, run_id="r1", estimate_usd=0.0)
+    with pytest.raises(BudgetExceeded, match="this run has spent \\$1.2000"):  # no pilot run: since the server started
+        check_budget(**check, estimate_usd=0.0)
+
+
 def test_a_cap_is_reached_at_the_cap_itself(ledger, prices):
     # As the hook guard: spent >= cap blocks, even a call estimated at $0.
     ledger.record(UsageRow("glm", "glm-4.7", story="01.2", prompt_tokens=1_000_000))  # $0.60

@@ -220,6 +220,7 @@ class Delegation:
             prices=self.services.prices,
             story=self.request.story,
             run_started_at=self.services.run_started_at,
+            run_id=self.run_id,
             estimate_usd=estimate_usd,
             reserved_story_usd=reserved_story_usd,
             reserved_run_usd=reserved_run_usd,

@@ -8,9 +8,11 @@ it and lets the call through (the guard never blocks by accident).
 - Story cap (``budget.per_story_usd``): the story is ``tool_input.story`` for the GLM tools and
   for a phase start (``checkpoint_write`` with status running), and the ``[story <id> <phase>]``
   prefix of an Agent prompt. No story (a Workflow launch): only the run cap applies.
-- Run cap (``budget.per_run_usd``): everything recorded in the project (Claude and GLM) since
-  this Claude Code session began: the earliest of the first timestamp in its main transcript
-  and its first ledger row. When neither is known yet, nothing has been spent in it.
+- Run cap (``budget.per_run_usd``): everything recorded in the pilot run the call belongs to
+  (its story's run, else its session's: `hybrid runs`). Outside a pilot run: everything recorded
+  in the project (Claude and GLM) since this Claude Code session began, the earliest of the first
+  timestamp in its main transcript and its first ledger row; when neither is known yet, nothing
+  has been spent in it.
 - A cap is reached when the spend is at or over it. Spend under a model with no price blocks
   the call: it is named, never counted as $0.
 """
@@ -63,6 +65,12 @@ def split_spend(ledger: Ledger, prices: PriceTable, **query: str) -> SpendSplit:
     )
 
 
+def pilot_run_of(ledger: Ledger, payload: Mapping, story: str | None) -> str | None:
+    """The pilot run (`hybrid runs`) this call belongs to: its story's, else its session's."""
+    session_id = payload.get("session_id")
+    return ledger.run_of(story, session_id=session_id if isinstance(session_id, str) and session_id else None)
+
+
 def run_started_at(ledger: Ledger, payload: Mapping) -> str | None:
     """When this session began: its main transcript's first timestamp or its first ledger row."""
     candidates = []
@@ -112,12 +120,13 @@ def check(payload: Mapping, environ: Mapping[str, str]) -> str | None:
                 _refused(ledger, payload, "budget.per_story_usd", story)
                 return _message("per_story_usd", per_story, f"story {story}", spent, "HYBRID_BUDGET_PER_STORY_USD")
         if per_run is not None:
-            since = run_started_at(ledger, payload)
-            if since:
-                spent = split_spend(ledger, prices, since=since)
+            pilot_run = pilot_run_of(ledger, payload, story)
+            since = None if pilot_run else run_started_at(ledger, payload)
+            if pilot_run or since:
+                spent = split_spend(ledger, prices, run_id=pilot_run) if pilot_run else split_spend(ledger, prices, since=since)
                 if spent.total >= per_run or spent.unpriced:
                     _refused(ledger, payload, "budget.per_run_usd", story)
-                    scope = f"this run (since {since[:19].replace('T', ' ')} UTC)"
+                    scope = f"run {pilot_run}" if pilot_run else f"this run (since {since[:19].replace('T', ' ')} UTC)"
                     return _message("per_run_usd", per_run, scope, spent, "HYBRID_BUDGET_PER_RUN_USD")
     finally:
         ledger.close()

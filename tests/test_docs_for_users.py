@@ -94,3 +94,11 @@ def test_backend_and_frontend_dev_are_told_apart():
         descriptions[name] = yaml.safe_load(front)["description"]
     assert "frontend=" in descriptions["backend-dev"] and "frontend=" in descriptions["frontend-dev"]
     assert "server-side" in descriptions["backend-dev"] and "user-interface" in descriptions["frontend-dev"]
+
+
+def test_every_agent_and_command_front_matter_is_yaml():
+    # "description: P2 with engine=claude: ..." is no YAML mapping: a strict reader fails on it,
+    # and an agent's description is what the orchestrator reads to choose it.
+    for path in sorted([*(REPO / "agents").glob("*.md"), *(REPO / "commands").glob("*.md")]):
+        front = yaml.safe_load(path.read_text().split("---")[1])
+        assert isinstance(front, dict) and isinstance(front.get("description"), str), path

@@ -5,34 +5,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from mcp_server import checkpoint_cli, permission_cli, pilot_check, runs
+from mcp_server import checkpoint_cli, ledger_cli, permission_cli, pilot_check, runs
 from mcp_server.ab import cli as ab_cli
-from mcp_server.cli_grammar import EXIT_NOT_FOUND, add_version, check_known, fail, known_stories, print_json, story_list
-from mcp_server.config import ConfigError, load_settings, project_root
+from mcp_server.cli_grammar import EXIT_NOT_FOUND, add_version, fail, print_json
 from mcp_server.errors import HybridError
 from mcp_server.budget import spend
-from mcp_server.ledger import Ledger, ledger_path
-from mcp_server.pricing import PriceTable, PriceTableError
+from mcp_server.ledger import Ledger
+from mcp_server.pricing import PriceTable
 from mcp_server.telemetry import cli as telemetry_cli
 from mcp_server.usage import agent_totals
 
 
 def _usage(args: argparse.Namespace) -> int:
-    root = Path(args.project).resolve() if args.project else project_root()
-    settings = load_settings(root)
-    named = story_list(args.story)
-    check_known(named, known_stories(root, settings.stories.glob))
-    path = ledger_path(root)
-    if not path.exists():
-        print(f"hybrid: no usage recorded yet: {path} does not exist (`/hybrid:pilot` records it; `hybrid demo` shows one)",
-              file=sys.stderr)
+    command = ledger_cli.prepare(args.project, args.story, "no usage recorded yet: {path} does not exist "
+                                 "(`/hybrid:pilot` records it; `hybrid demo` shows one)")
+    if command is None:
         return EXIT_NOT_FOUND
-    try:
-        prices = PriceTable.load(settings.prices)
-    except PriceTableError as error:  # a bad `prices:` override: one line, as for any config error
-        raise ConfigError(f"prices: {error}") from None
+    named, prices, path = command.stories, command.prices, command.ledger_path
     ledger = Ledger(path)
     ledger.use_tiers(prices.thresholds)  # the running totals a report reads, bucketed by these prices
     tables = [(story, _usage_table(ledger, prices, story)) for story in (named or [None])]

@@ -15,13 +15,14 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mcp_server.cli_grammar import EXIT_NOT_FOUND, check_known, fail, known_stories, print_json, story_list
-from mcp_server.config import ConfigError, load_settings, project_root
+from mcp_server.cli_grammar import EXIT_NOT_FOUND, fail, print_json
+from mcp_server.config import Settings, load_settings, project_root
+from mcp_server import ledger_cli
 from mcp_server.engine import agent_models
 from mcp_server.errors import HybridError
 from mcp_server.ledger import Ledger, ledger_path
 from mcp_server.pilot_check import parse_pilot_line
-from mcp_server.pricing import PriceTable, PriceTableError, TokenCounts
+from mcp_server.pricing import PriceTable, TokenCounts
 
 SESSION_VARIABLE = "CLAUDE_CODE_SESSION_ID"  # Claude Code sets it for the commands its Bash tool runs
 
@@ -51,10 +52,7 @@ def start(root: Path, words: list[str], session_id: str | None) -> dict[str, obj
         run_id = ledger.start_run(engine=engine, stories=stories, session_id=session_id)
     finally:
         ledger.close()
-    started: dict[str, object] = {"run": run_id, "engine": engine}
-    if engine == "claude":
-        started["models"] = agent_models(settings)
-    return started
+    return _workflow_args(run_id, engine, settings)
 
 
 def resume(root: Path, stories: list[str], session_id: str | None) -> dict[str, object]:
@@ -67,10 +65,15 @@ def resume(root: Path, stories: list[str], session_id: str | None) -> dict[str, 
         run_id, engine = continued or (ledger.start_run(engine="hybrid", stories=stories, session_id=session_id), "hybrid")
     finally:
         ledger.close()
-    resumed: dict[str, object] = {"run": run_id, "engine": engine}
+    return _workflow_args(run_id, engine, settings)
+
+
+def _workflow_args(run_id: str, engine: str, settings: Settings) -> dict[str, object]:
+    """The run's part of the workflow's args: its id and engine, and engine=claude's agent models."""
+    args: dict[str, object] = {"run": run_id, "engine": engine}
     if engine == "claude":
-        resumed["models"] = agent_models(settings)
-    return resumed
+        args["models"] = agent_models(settings)
+    return args
 
 
 def run_start_main(argv: list[str]) -> int:
@@ -124,18 +127,11 @@ def summaries(ledger: Ledger, prices: PriceTable, stories: list[str] | None = No
 
 
 def _runs(args: argparse.Namespace) -> int:
-    root = Path(args.project).resolve() if args.project else project_root()
-    settings = load_settings(root)
-    named = story_list(args.stories)
-    check_known(named, known_stories(root, settings.stories.glob))
-    path = ledger_path(root)
-    if not path.exists():
-        print(f"hybrid: no runs recorded yet: {path} does not exist (`/hybrid:pilot` records them)", file=sys.stderr)
+    command = ledger_cli.prepare(args.project, args.stories,
+                                 "no runs recorded yet: {path} does not exist (`/hybrid:pilot` records them)")
+    if command is None:
         return EXIT_NOT_FOUND
-    try:
-        prices = PriceTable.load(settings.prices)
-    except PriceTableError as error:
-        raise ConfigError(f"prices: {error}") from None
+    named, prices, path = command.stories, command.prices, command.ledger_path
     ledger = Ledger(path)
     try:
         found = summaries(ledger, prices, named)
